@@ -1,0 +1,329 @@
+"""Typed settings: `config/settings.yaml` plus `OPENPIPE__SECTION__KEY` environment overrides.
+
+Every component loads its settings through `load_settings()`. Unknown keys and bad
+values fail at start with a `ConfigError` that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "settings.yaml"
+ENV_PREFIX = "OPENPIPE__"
+CONFIG_PATH_ENV = "OPENPIPE_CONFIG"
+
+FaultKind = Literal[
+    "malformed_json",
+    "missing_field",
+    "wrong_type",
+    "null_value",
+    "out_of_range",
+    "future_timestamp",
+    "stale_timestamp",
+    "duplicate",
+    "late",
+]
+FAULT_KINDS: tuple[str, ...] = FaultKind.__args__
+Persona = Literal["healthy", "hypertensive", "diabetic", "tachycardic", "athlete"]
+PERSONAS: tuple[str, ...] = Persona.__args__
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of its allowed range."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(Section):
+    low: float
+    high: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            if len(value) != 2:
+                raise ValueError("a range is a list of two numbers [low, high]")
+            return {"low": value[0], "high": value[1]}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+class Topics(Section):
+    wearables: str = "virtual-wearables"
+    restaurants: str = "virtual-restaurants"
+    gps: str = "virtual-gps"
+    health_metrics_1min: str = "health-metrics-1min"
+    health_metrics_10min: str = "health-metrics-10min"
+    health_alerts: str = "health-alerts"
+
+    def all(self) -> list[str]:
+        return list(self.model_dump().values())
+
+
+class ProducerTuning(Section):
+    linger_ms: Count = 20
+    batch_size: Annotated[int, Field(ge=1)] = 262144
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    manage_local: bool = True
+    controller_port: Port = 9093
+    partitions: Annotated[int, Field(ge=1, le=1000)] = 3
+    replication_factor: Annotated[int, Field(ge=1)] = 1
+    topics: Topics = Topics()
+    producer: ProducerTuning = ProducerTuning()
+    heap_mb: Annotated[int, Field(ge=128)] = 512
+
+    @property
+    def broker_port(self) -> int:
+        return int(self.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+
+class DeviceFamily(Section):
+    count: Count
+    bad_data_probability: Probability = 0.05
+    fault_mix: dict[FaultKind, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: dict.fromkeys(FAULT_KINDS, 1.0)
+    )
+
+    @model_validator(mode="after")
+    def _mix_has_weight(self) -> DeviceFamily:
+        if self.bad_data_probability > 0 and not any(self.fault_mix.values()):
+            raise ValueError("fault_mix needs at least one kind with a positive weight")
+        return self
+
+
+class WearableDevices(DeviceFamily):
+    count: Count = 200
+    heart_rate_interval_s: PositiveSeconds = 5
+    blood_pressure_interval_s: PositiveSeconds = 60
+    blood_sugar_interval_s: PositiveSeconds = 300
+    personas: dict[Persona, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: dict.fromkeys(PERSONAS, 1.0)
+    )
+
+    @model_validator(mode="after")
+    def _personas_have_weight(self) -> WearableDevices:
+        if not any(self.personas.values()):
+            raise ValueError("personas needs at least one persona with a positive weight")
+        return self
+
+
+class RestaurantDevices(DeviceFamily):
+    count: Count = 20
+    tables_per_restaurant: Annotated[int, Field(ge=1)] = 12
+    order_interval_s: PositiveSeconds = 30
+
+
+class GpsDevices(DeviceFamily):
+    count: Count = 50
+    interval_s: PositiveSeconds = 5
+
+
+class Devices(Section):
+    wearables: WearableDevices = WearableDevices()
+    restaurants: RestaurantDevices = RestaurantDevices()
+    gps: GpsDevices = GpsDevices()
+
+
+class DatabaseSettings(Section):
+    host: str = "127.0.0.1"
+    port: Port = 5432
+    name: str = "openpipe"
+    dagster_name: str = "dagster"
+    user: str = "openpipe"
+    password: str = "openpipe"
+    reader_user: str = "openpipe_reader"
+    reader_password: str = "openpipe_reader"
+    manage_local: bool = True
+    superuser: str = "postgres"
+    chunk_interval_hours: Annotated[int, Field(ge=1)] = 24
+    retention_days: Annotated[int, Field(ge=1)] = 30
+    partitions_ahead_days: Annotated[int, Field(ge=1)] = 3
+
+    def dsn(self, *, database: str | None = None, reader: bool = False) -> str:
+        """A libpq connection string for the app role (or the read-only role)."""
+        user, password = (
+            (self.reader_user, self.reader_password) if reader else (self.user, self.password)
+        )
+        return (
+            f"host={self.host} port={self.port} dbname={database or self.name} "
+            f"user={user} password={password}"
+        )
+
+
+class PipelineSettings(Section):
+    batch_size: Annotated[int, Field(ge=1)] = 50000
+    flush_interval_s: PositiveSeconds = 5
+    max_batch_seconds: PositiveSeconds = 30
+    sensor_min_interval_s: Annotated[int, Field(ge=1)] = 5
+
+
+LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
+
+
+class GpsRoute(Section):
+    city: str
+    waypoints: Annotated[list[LatLon], Field(min_length=2)]
+
+
+class MonitoringSettings(Section):
+    host: str = "127.0.0.1"
+    simulator_port: Port = 8080
+    viewer_port: Port = 8081
+    kafka_ui_port: Port = 8082
+    flink_port: Port = 8083
+    dagster_port: Port = 3000
+
+
+class Thresholds(Section):
+    heart_rate_bpm: float = 100
+    systolic_mmhg: float = 140
+    diastolic_mmhg: float = 90
+    glucose_mg_dl: float = 180
+
+
+class FlinkSettings(Section):
+    manage_local: bool = True
+    rest_url: str = "http://127.0.0.1:8083"
+    job_name: str = "openpipe-health-windows"
+    task_slots: Annotated[int, Field(ge=1)] = 2
+    parallelism: Annotated[int, Field(ge=1)] = 1
+    jobmanager_memory_mb: Annotated[int, Field(ge=512)] = 1024
+    taskmanager_memory_mb: Annotated[int, Field(ge=768)] = 1536
+    heart_rate_window_s: Annotated[int, Field(ge=1)] = 60
+    blood_pressure_window_s: Annotated[int, Field(ge=1)] = 60
+    blood_sugar_window_s: Annotated[int, Field(ge=1)] = 600
+    watermark_delay_seconds: Annotated[int, Field(ge=0)] = 10
+    idle_timeout_seconds: Annotated[int, Field(ge=1)] = 30
+    checkpoint_interval_s: Annotated[int, Field(ge=1)] = 10
+    thresholds: Thresholds = Thresholds()
+
+
+class ValidationSettings(Section):
+    heart_rate_bpm: Range = Range(low=25, high=250)
+    systolic_mmhg: Range = Range(low=50, high=260)
+    diastolic_mmhg: Range = Range(low=25, high=180)
+    glucose_mg_dl: Range = Range(low=20, high=700)
+    table_number: Range = Range(low=1, high=500)
+    quantity: Range = Range(low=1, high=100)
+    unit_price_inr: Range = Range(low=0, high=100000)
+    speed_kmh: Range = Range(low=0, high=300)
+    accuracy_m: Range = Range(low=0, high=1000)
+    max_future_seconds: Annotated[int, Field(ge=0)] = 300
+    max_age_hours: Annotated[int, Field(ge=1)] = 24
+    max_message_bytes: Annotated[int, Field(ge=1024)] = 1048576
+    max_json_depth: Annotated[int, Field(ge=2)] = 32
+
+
+class DagsterSettings(Section):
+    port: Port = 3000
+    run_retries: Annotated[int, Field(ge=0)] = 3
+    max_concurrent_runs: Annotated[int, Field(ge=1)] = 6
+
+
+class Settings(Section):
+    kafka: KafkaSettings = KafkaSettings()
+    devices: Devices = Devices()
+    database: DatabaseSettings = DatabaseSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    gps_routes: Annotated[dict[str, GpsRoute], Field(min_length=1)]
+    monitoring: MonitoringSettings = MonitoringSettings()
+    flink: FlinkSettings = FlinkSettings()
+    validation: ValidationSettings = ValidationSettings()
+    dagster: DagsterSettings = DagsterSettings()
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the effective settings (for 'deployed with config X')."""
+        return hashlib.sha256(
+            orjson.dumps(self.model_dump(), option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()[:12]
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path):
+            raise ConfigError(f"{name}: empty key segment; use OPENPIPE__SECTION__KEY")
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {'.'.join(path)} is not inside a section")
+            node = child
+        try:
+            node[path[-1]] = yaml.safe_load(text) if text.strip() else text
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name}: value is not valid YAML: {exc}") from None
+    return raw
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(
+        str(part)
+        for part in error["loc"]
+        if not str(part).startswith("function-") and part != "[key]"
+    )
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    given = error.get("input")
+    shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+    return f"{key}: {error['msg']}{shown}"
+
+
+def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate a raw mapping (plus environment overrides) into `Settings`."""
+    merged = _apply_env_overrides(
+        orjson.loads(orjson.dumps(dict(raw))), os.environ if environ is None else environ
+    )
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load the settings file (default: $OPENPIPE_CONFIG or config/settings.yaml)."""
+    env = os.environ if environ is None else environ
+    config_path = Path(path or env.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {config_path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: the top level must be a mapping of sections")
+    return parse_settings(raw, env)
