@@ -1,0 +1,113 @@
+"""Kafka client factories and topic helpers shared by every component."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from openpipe.config import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 10.0
+
+
+def producer_config(bootstrap_servers: str, kafka: KafkaSettings | None = None) -> dict[str, Any]:
+    """The one producer config: idempotent, acks=all, batching tuned from settings."""
+    tuning = kafka.producer if kafka else None
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": tuning.linger_ms if tuning else 20,
+        "batch.size": tuning.batch_size if tuning else 262144,
+        "compression.type": tuning.compression_type if tuning else "lz4",
+    }
+
+
+def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
+    """Consumer config for sinks and tools: offsets are managed by the caller, never auto-committed."""
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+    }
+
+
+def admin_client(bootstrap_servers: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap_servers})
+
+
+def make_producer(
+    bootstrap_servers: str, kafka: KafkaSettings | None = None, **overrides: Any
+) -> Producer:
+    return Producer({**producer_config(bootstrap_servers, kafka), **overrides})
+
+
+def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Consumer:
+    return Consumer({**consumer_config(bootstrap_servers, group_id), **overrides})
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: int
+    created: bool
+    high_watermarks: dict[int, int]
+
+    @property
+    def total_messages(self) -> int:
+        return sum(self.high_watermarks.values())
+
+
+def ensure_topics(
+    admin: AdminClient, names: list[str], partitions: int, replication_factor: int
+) -> dict[str, bool]:
+    """Create missing topics and grow ones with too few partitions; returns name -> created."""
+    existing = admin.list_topics(timeout=TIMEOUT_S).topics
+    created: dict[str, bool] = {}
+    missing = [n for n in names if n not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
+                for n in missing
+            ],
+            operation_timeout=TIMEOUT_S,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+            created[name] = True
+    too_small = [n for n in names if n in existing and len(existing[n].partitions) < partitions]
+    if too_small:
+        for future in admin.create_partitions(
+            [NewPartitions(n, partitions) for n in too_small], operation_timeout=TIMEOUT_S
+        ).values():
+            future.result()
+        log.info("grew %s to %d partitions", ", ".join(too_small), partitions)
+    return {n: created.get(n, False) for n in names}
+
+
+def high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
+    """Partition -> high watermark (the next offset to be written) for one topic."""
+    metadata = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise KafkaException(f"topic {topic!r} is not available: {metadata and metadata.error}")
+    marks = {}
+    for partition in sorted(metadata.partitions):
+        _, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=TIMEOUT_S
+        )
+        marks[partition] = high
+    return marks
