@@ -203,6 +203,20 @@ class MonitoringSettings(Section):
     dagster_port: Port = 3000
 
 
+
+class ViewerSettings(Section):
+    """Limits the SQL viewer applies to every query it runs as the read-only role."""
+
+    statement_timeout_ms: Annotated[int, Field(ge=100, le=600000)] = 5000
+    lock_timeout_ms: Annotated[int, Field(ge=100, le=600000)] = 1000
+    idle_in_transaction_timeout_ms: Annotated[int, Field(ge=100, le=600000)] = 10000
+    row_cap: Annotated[int, Field(ge=1, le=1000000)] = 10000
+    pool_size: Annotated[int, Field(ge=1, le=32)] = 4
+    latest_rows: Annotated[int, Field(ge=1, le=1000)] = 20
+    kafka_message_limit: Annotated[int, Field(ge=1, le=1000)] = 50
+    kafka_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5
+
+
 class Thresholds(Section):
     heart_rate_bpm: float = 100
     systolic_mmhg: float = 140
@@ -259,6 +273,7 @@ class Settings(Section):
     flink: FlinkSettings = FlinkSettings()
     validation: ValidationSettings = ValidationSettings()
     dagster: DagsterSettings = DagsterSettings()
+    viewer: ViewerSettings = ViewerSettings()
 
     def fingerprint(self) -> str:
         """A short stable hash of the effective settings (for 'deployed with config X')."""
