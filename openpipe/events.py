@@ -1,0 +1,393 @@
+"""The event contract (DESIGN §3): families, fault kinds and validation of raw Kafka values.
+
+`EventValidator.validate` is the one place that decides whether a message is a valid
+event. The sinks, the Flink job and the simulator's tests all call it; it never looks at
+the `openpipe-fault` header (that is ground truth for scoring only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from openpipe.config import FAULT_KINDS, Range, Settings
+
+FAMILIES: tuple[str, ...] = ("wearables", "restaurants", "gps")
+SCHEMA_VERSION = 1
+FAULT_HEADER = "openpipe-fault"
+#: Fault kinds whose messages are still valid events (sinks keep them; duplicates once).
+VALID_FAULT_KINDS: tuple[str, ...] = ("duplicate", "late")
+#: Fault kinds that validation must reject, each with the same name as its error kind.
+INVALID_FAULT_KINDS: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k not in VALID_FAULT_KINDS)
+ERROR_KINDS: tuple[str, ...] = (
+    *INVALID_FAULT_KINDS,
+    "not_utf8",
+    "too_deep",
+    "too_large",
+    "non_finite_number",
+    "tombstone",
+    "not_an_object",
+    "unknown_value",
+    "wrong_device_type",
+    "bad_event_id",
+    "bad_timestamp",
+)
+
+DEVICE_TYPES: dict[str, str] = {
+    "wearables": "wearable",
+    "restaurants": "restaurant_pos",
+    "gps": "gps_tracker",
+}
+METRIC_FIELDS: dict[str, tuple[str, ...]] = {
+    "heart_rate": ("heart_rate_bpm",),
+    "blood_pressure": ("systolic_mmhg", "diastolic_mmhg"),
+    "blood_sugar": ("glucose_mg_dl",),
+}
+ORDER_STATUSES: tuple[str, ...] = ("placed", "served", "closed", "cancelled")
+PAYMENT_STATUSES: tuple[str, ...] = ("pending", "paid", "failed", "refunded")
+PAYMENT_METHODS: tuple[str, ...] = ("upi", "card", "cash")
+COMMON_FIELDS: tuple[str, ...] = (
+    "schema_version",
+    "event_id",
+    "event_time",
+    "device_type",
+    "device_id",
+)
+#: Required top-level fields per family, in the order events carry them.
+FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
+    "wearables": (*COMMON_FIELDS, "patient_id", "metric"),
+    "restaurants": (
+        *COMMON_FIELDS,
+        "restaurant_id",
+        "city",
+        "order_id",
+        "table_number",
+        "items",
+        "total_inr",
+        "order_status",
+        "payment_status",
+        "payment_method",
+    ),
+    "gps": (
+        *COMMON_FIELDS,
+        "vehicle_id",
+        "route_id",
+        "city",
+        "lat",
+        "lon",
+        "speed_kmh",
+        "heading_deg",
+        "accuracy_m",
+    ),
+}
+ITEM_FIELDS: tuple[str, ...] = ("dish_code", "quantity", "unit_price_inr")
+#: Fields that may legitimately be JSON null.
+NULLABLE_FIELDS: frozenset[str] = frozenset({"payment_method"})
+
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
+_LAT = Range(low=-90, high=90)
+_LON = Range(low=-180, high=180)
+_HEADING = Range(low=0, high=360)
+_NON_NEGATIVE = Range(low=0, high=math.inf)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of validating one Kafka message."""
+
+    event: dict | None
+    error_kind: str | None
+    error_detail: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the message is a valid event."""
+        return self.error_kind is None
+
+
+class _Invalid(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def format_event_time(epoch_ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, the `event_time` format producers emit."""
+    moment = datetime.fromtimestamp(epoch_ms // 1000, tz=UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{epoch_ms % 1000:03d}Z"
+
+
+def parse_event_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset; raise ValueError otherwise."""
+    if not isinstance(text, str) or not _RFC3339_RE.fullmatch(text):
+        raise ValueError(f"{text!r} is not an RFC 3339 timestamp like 2025-01-31T12:00:00.000Z")
+    return datetime.fromisoformat(text)
+
+
+def family_for_topic(settings: Settings, topic: str) -> str:
+    """The device family whose events a raw topic carries; KeyError for other topics."""
+    for family in FAMILIES:
+        if getattr(settings.kafka.topics, family) == topic:
+            return family
+    raise KeyError(f"topic {topic!r} is not a raw event topic; expected one of {FAMILIES}")
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def _classify_undecodable(value: bytes, exc: orjson.JSONDecodeError) -> _Invalid:
+    message = str(exc)
+    if "depth limit" in message:
+        return _Invalid("too_deep", f"JSON nesting exceeds the parser limit: {message}")
+    if "infinity" in message:
+        return _Invalid("non_finite_number", f"a number overflows to infinity: {message}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return _Invalid("not_utf8", f"value is not UTF-8: {err}")
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return _Invalid("malformed_json", f"value is not valid JSON: {message}")
+    # The standard library accepts NaN and Infinity literals, which JSON forbids.
+    return _Invalid("non_finite_number", "value contains NaN or Infinity, which JSON forbids")
+
+
+class EventValidator:
+    """Validates raw Kafka values against DESIGN §3 with ranges from `settings.validation`."""
+
+    def __init__(self, settings: Settings) -> None:
+        v = settings.validation
+        self._max_bytes = v.max_message_bytes
+        self._max_depth = v.max_json_depth
+        self._max_future_ms = v.max_future_seconds * 1000
+        self._max_age_ms = v.max_age_hours * 3_600_000
+        self._metric_ranges: dict[str, Range] = {
+            "heart_rate_bpm": v.heart_rate_bpm,
+            "systolic_mmhg": v.systolic_mmhg,
+            "diastolic_mmhg": v.diastolic_mmhg,
+            "glucose_mg_dl": v.glucose_mg_dl,
+        }
+        self._v = v
+
+    def validate(self, family: str, value: bytes | None, kafka_timestamp_ms: int) -> Verdict:
+        """Judge one message of `family`; time checks are skipped when the timestamp is <= 0."""
+        if family not in DEVICE_TYPES:
+            raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+        try:
+            event = self._parse(value)
+            self._check_fields(family, event)
+            self._check_time(event, kafka_timestamp_ms)
+        except _Invalid as bad:
+            return Verdict(None, bad.kind, bad.detail)
+        return Verdict(event, None, None)
+
+    def _parse(self, value: bytes | None) -> dict:
+        if value is None:
+            raise _Invalid("tombstone", "message has no value (a tombstone); events need a body")
+        if len(value) > self._max_bytes:
+            raise _Invalid(
+                "too_large",
+                f"value is {len(value)} bytes; validation.max_message_bytes is {self._max_bytes}",
+            )
+        try:
+            event = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise _classify_undecodable(value, exc) from None
+        if not isinstance(event, dict):
+            raise _Invalid(
+                "not_an_object", f"value is a JSON {type(event).__name__}, not an object"
+            )
+        if _depth_exceeds(event, self._max_depth):
+            raise _Invalid(
+                "too_deep", f"JSON nesting exceeds validation.max_json_depth={self._max_depth}"
+            )
+        return event
+
+    def _check_fields(self, family: str, event: dict) -> None:
+        for name in FAMILY_FIELDS[family]:
+            _present(event, name)
+        if type(event["schema_version"]) is not int:
+            raise _wrong_type("schema_version", event["schema_version"], "an integer")
+        if event["schema_version"] != SCHEMA_VERSION:
+            raise _Invalid(
+                "unknown_value",
+                f"schema_version is {event['schema_version']}; only {SCHEMA_VERSION} is known",
+            )
+        event_id = _string(event, "event_id")
+        if not _UUID_RE.fullmatch(event_id):
+            raise _Invalid("bad_event_id", f"event_id {event_id[:64]!r} is not a UUID")
+        _string(event, "event_time")
+        device_type = _string(event, "device_type")
+        if device_type != DEVICE_TYPES[family]:
+            raise _Invalid(
+                "wrong_device_type",
+                f"device_type is {device_type[:64]!r}; {family} events carry "
+                f"{DEVICE_TYPES[family]!r}",
+            )
+        _identifier(event, "device_id")
+        getattr(self, f"_check_{family}")(event)
+
+    def _check_wearables(self, event: dict) -> None:
+        _identifier(event, "patient_id")
+        metric = _enum(event, "metric", METRIC_FIELDS)
+        for name in METRIC_FIELDS[metric]:
+            _present(event, name)
+            _number(event, name, self._metric_ranges[name])
+        if metric == "blood_pressure" and event["systolic_mmhg"] <= event["diastolic_mmhg"]:
+            raise _Invalid(
+                "out_of_range",
+                f"systolic_mmhg ({event['systolic_mmhg']}) must exceed diastolic_mmhg "
+                f"({event['diastolic_mmhg']})",
+            )
+
+    def _check_restaurants(self, event: dict) -> None:
+        v = self._v
+        for name in ("restaurant_id", "city", "order_id"):
+            _identifier(event, name)
+        _integer(event, "table_number", v.table_number)
+        items = event["items"]
+        if not isinstance(items, list):
+            raise _wrong_type("items", items, "a list of order lines")
+        if not items:
+            raise _Invalid("missing_field", "items is empty; an order has at least one line")
+        for index, item in enumerate(items):
+            where = f"items[{index}]"
+            if item is None:
+                raise _Invalid("null_value", f"{where} is null")
+            if not isinstance(item, dict):
+                raise _wrong_type(where, item, "an object")
+            for name in ITEM_FIELDS:
+                _present(item, name, where)
+            _identifier(item, "dish_code", where)
+            _integer(item, "quantity", v.quantity, where)
+            _number(item, "unit_price_inr", v.unit_price_inr, where)
+        _number(event, "total_inr", _NON_NEGATIVE)
+        _enum(event, "order_status", ORDER_STATUSES)
+        _enum(event, "payment_status", PAYMENT_STATUSES)
+        if event["payment_method"] is not None:
+            _enum(event, "payment_method", PAYMENT_METHODS)
+
+    def _check_gps(self, event: dict) -> None:
+        v = self._v
+        for name in ("vehicle_id", "route_id", "city"):
+            _identifier(event, name)
+        _number(event, "lat", _LAT)
+        _number(event, "lon", _LON)
+        _number(event, "speed_kmh", v.speed_kmh)
+        _number(event, "heading_deg", _HEADING)
+        if event["heading_deg"] == 360:
+            raise _Invalid("out_of_range", "heading_deg is 360; headings lie in [0, 360)")
+        _number(event, "accuracy_m", v.accuracy_m)
+
+    def _check_time(self, event: dict, kafka_timestamp_ms: int) -> None:
+        try:
+            moment = parse_event_time(event["event_time"])
+        except ValueError as exc:
+            raise _Invalid("bad_timestamp", f"event_time: {exc}") from None
+        if kafka_timestamp_ms <= 0:
+            return
+        event_ms = int(moment.timestamp() * 1000)
+        ahead = event_ms - kafka_timestamp_ms
+        if ahead > self._max_future_ms:
+            raise _Invalid(
+                "future_timestamp",
+                f"event_time {event['event_time']} is {ahead / 1000:.0f} s after the message "
+                f"timestamp; validation.max_future_seconds is {self._max_future_ms // 1000}",
+            )
+        if -ahead > self._max_age_ms:
+            raise _Invalid(
+                "stale_timestamp",
+                f"event_time {event['event_time']} is {-ahead / 3_600_000:.1f} h before the "
+                f"message timestamp; validation.max_age_hours is {self._max_age_ms // 3_600_000}",
+            )
+
+
+def _label(name: str, where: str | None) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _present(obj: dict, name: str, where: str | None = None) -> None:
+    if name not in obj:
+        raise _Invalid("missing_field", f"{_label(name, where)} is missing")
+    if obj[name] is None and name not in NULLABLE_FIELDS:
+        raise _Invalid("null_value", f"{_label(name, where)} is null")
+
+
+def _wrong_type(label: str, value: Any, expected: str) -> _Invalid:
+    return _Invalid("wrong_type", f"{label} is a JSON {_json_type(value)}; expected {expected}")
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return names.get(type(value), "object" if isinstance(value, dict) else "null")
+
+
+def _string(obj: dict, name: str, where: str | None = None) -> str:
+    value = obj[name]
+    if not isinstance(value, str):
+        raise _wrong_type(_label(name, where), value, "a string")
+    return value
+
+
+def _identifier(obj: dict, name: str, where: str | None = None) -> str:
+    value = _string(obj, name, where)
+    if not value.strip():
+        raise _Invalid("missing_field", f"{_label(name, where)} is an empty string")
+    return value
+
+
+def _enum(obj: dict, name: str, allowed: Any) -> str:
+    value = _string(obj, name)
+    if value not in allowed:
+        raise _Invalid(
+            "unknown_value",
+            f"{name} is {value[:64]!r}; allowed values are {', '.join(allowed)}",
+        )
+    return value
+
+
+def _number(obj: dict, name: str, bounds: Range, where: str | None = None) -> float:
+    value = obj[name]
+    kind = type(value)
+    if kind is not float and kind is not int:
+        raise _wrong_type(_label(name, where), value, "a number")
+    return _within(value, _label(name, where), bounds)
+
+
+def _integer(obj: dict, name: str, bounds: Range, where: str | None = None) -> int:
+    value = obj[name]
+    if type(value) is not int:
+        raise _wrong_type(_label(name, where), value, "an integer")
+    return _within(value, _label(name, where), bounds)
+
+
+def _within(value: float, label: str, bounds: Range) -> Any:
+    if not math.isfinite(value):
+        raise _Invalid("non_finite_number", f"{label} is {value}; numbers must be finite")
+    if not bounds.low <= value <= bounds.high:
+        raise _Invalid(
+            "out_of_range",
+            f"{label} is {value}; the allowed range is [{bounds.low}, {bounds.high}]",
+        )
+    return value
