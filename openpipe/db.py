@@ -1,0 +1,80 @@
+"""Small psycopg 3 helpers: connecting, advisory locks, binary COPY, transient-error test."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from openpipe.config import Settings
+
+log = logging.getLogger(__name__)
+
+# SQLSTATE classes/codes that mean "try again later", not "this data is bad":
+# connection exceptions, operator intervention (shutdown), insufficient resources,
+# serialization failure and deadlock.
+_TRANSIENT_PREFIXES = ("08", "57P", "53", "58")
+_TRANSIENT_CODES = {"40001", "40P01", "55P03"}
+
+
+def connect(settings: Settings, *, application_name: str = "openpipe", **kwargs: Any):
+    """Open a connection as the app role (`database` settings); use it as a context manager."""
+    return psycopg.connect(
+        settings.database.dsn(),
+        application_name=application_name,
+        connect_timeout=kwargs.pop("connect_timeout", 10),
+        **kwargs,
+    )
+
+
+def advisory_lock_key(name: str) -> int:
+    """A stable signed 64-bit key for `pg_advisory_lock` derived from a readable name."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def try_advisory_lock(conn: psycopg.Connection, name: str) -> bool:
+    """Take the session-level advisory lock `name` if free; False when someone holds it."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (advisory_lock_key(name),)).fetchone()
+    return bool(row and row[0])
+
+
+def advisory_unlock(conn: psycopg.Connection, name: str) -> None:
+    """Release a session-level advisory lock taken with `try_advisory_lock`."""
+    conn.execute("SELECT pg_advisory_unlock(%s)", (advisory_lock_key(name),))
+
+
+def copy_rows(
+    cursor: psycopg.Cursor,
+    table: str,
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """Binary COPY `rows` into `table(columns)`; `types` are the Postgres type names."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with cursor.copy(statement) as copy:
+        copy.set_types(list(types))
+        for row in rows:
+            copy.write_row(row)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when a database error means 'retry later' (server down, restart, deadlock)."""
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        sqlstate = getattr(exc, "sqlstate", None)
+        return (
+            sqlstate is None
+            or sqlstate.startswith(_TRANSIENT_PREFIXES)
+            or (sqlstate in _TRANSIENT_CODES)
+        )
+    sqlstate = getattr(exc, "sqlstate", None)
+    return bool(sqlstate) and (
+        sqlstate.startswith(_TRANSIENT_PREFIXES) or sqlstate in _TRANSIENT_CODES
+    )

@@ -1,0 +1,238 @@
+"""Pure mapping from Kafka messages to table rows, one function per table.
+
+Raw topics are judged by `openpipe.events.EventValidator`; the Flink output topics
+(produced by our own job) get an equivalent envelope check here plus field checks.
+A row a database could not store (a NUL character in text) is reported as a
+`StorageReject`, so it goes to `dead_letters` instead of failing the whole COPY.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from openpipe.events import METRIC_FIELDS, parse_event_time
+
+#: Kind used when a valid event holds a value PostgreSQL cannot store (text with NUL).
+UNSTORABLE = "unstorable_value"
+_WEARABLE_MEASURES = ("heart_rate_bpm", "systolic_mmhg", "diastolic_mmhg", "glucose_mg_dl")
+
+
+class Reject(Exception):
+    """A message that must go to dead_letters: `kind` is snake_case, `detail` names the field."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def kafka_time(timestamp_ms: int) -> datetime | None:
+    """The Kafka message timestamp as an aware datetime (None when the broker gave none)."""
+    if timestamp_ms <= 0:
+        return None
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+
+
+def _text(value: Any, name: str) -> str:
+    if "\x00" in value:
+        raise Reject(UNSTORABLE, f"{name} contains a NUL character, which PostgreSQL text rejects")
+    return value
+
+
+def wearable_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) -> tuple:
+    """A validated wearable event as a wearable_readings row (COPY column order)."""
+    measured = METRIC_FIELDS[event["metric"]]
+    return (
+        uuid.UUID(event["event_id"]),
+        parse_event_time(event["event_time"]),
+        _text(event["device_id"], "device_id"),
+        _text(event["patient_id"], "patient_id"),
+        event["metric"],
+        *(float(event[name]) if name in measured else None for name in _WEARABLE_MEASURES),
+        topic,
+        partition,
+        offset,
+        kafka_time(ts_ms),
+    )
+
+
+def restaurant_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) -> tuple:
+    """A validated restaurant event as a restaurant_orders row (items stay JSON)."""
+    items = orjson.dumps(event["items"])
+    if b"\\u0000" in items:
+        raise Reject(UNSTORABLE, "items contains a NUL character, which jsonb rejects")
+    return (
+        uuid.UUID(event["event_id"]),
+        parse_event_time(event["event_time"]),
+        _text(event["device_id"], "device_id"),
+        _text(event["restaurant_id"], "restaurant_id"),
+        _text(event["city"], "city"),
+        _text(event["order_id"], "order_id"),
+        event["table_number"],
+        event["order_status"],
+        event["payment_status"],
+        event["payment_method"],
+        items,
+        float(event["total_inr"]),
+        topic,
+        partition,
+        offset,
+        kafka_time(ts_ms),
+    )
+
+
+def gps_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) -> tuple:
+    """A validated GPS event as a gps_points row."""
+    return (
+        uuid.UUID(event["event_id"]),
+        parse_event_time(event["event_time"]),
+        _text(event["device_id"], "device_id"),
+        _text(event["vehicle_id"], "vehicle_id"),
+        _text(event["route_id"], "route_id"),
+        _text(event["city"], "city"),
+        float(event["lat"]),
+        float(event["lon"]),
+        float(event["speed_kmh"]),
+        float(event["heading_deg"]),
+        float(event["accuracy_m"]),
+        topic,
+        partition,
+        offset,
+        kafka_time(ts_ms),
+    )
+
+
+# --- Flink output topics -------------------------------------------------------------
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def parse_record(value: bytes | None, *, max_bytes: int, max_depth: int) -> dict:
+    """Envelope checks for a Flink output message; returns the JSON object or raises Reject."""
+    if value is None:
+        raise Reject("tombstone", "message has no value (a tombstone); results need a body")
+    if len(value) > max_bytes:
+        raise Reject("too_large", f"value is {len(value)} bytes; the limit is {max_bytes}")
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Reject("not_utf8", f"value is not UTF-8: {exc}") from None
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        if b"NaN" in value or b"Infinity" in value:
+            raise Reject("non_finite_number", "value contains NaN or Infinity") from None
+        kind = "too_deep" if "depth" in str(exc) else "malformed_json"
+        raise Reject(kind, f"value is not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise Reject("not_an_object", f"value is a JSON {type(record).__name__}, not an object")
+    if _depth_exceeds(record, max_depth):
+        raise Reject("too_deep", f"JSON nesting exceeds {max_depth} levels")
+    return record
+
+
+def _field(record: dict, name: str) -> Any:
+    if name not in record:
+        raise Reject("missing_field", f"{name} is missing")
+    if record[name] is None:
+        raise Reject("null_value", f"{name} is null")
+    return record[name]
+
+
+def _string(record: dict, name: str) -> str:
+    value = _field(record, name)
+    if not isinstance(value, str):
+        raise Reject("wrong_type", f"{name} is {type(value).__name__}; expected a string")
+    if not value.strip():
+        raise Reject("missing_field", f"{name} is an empty string")
+    return _text(value, name)
+
+
+def _number(record: dict, name: str) -> float:
+    value = _field(record, name)
+    if type(value) not in (int, float):
+        raise Reject("wrong_type", f"{name} is {type(value).__name__}; expected a number")
+    if not math.isfinite(value):
+        raise Reject("non_finite_number", f"{name} is {value}; numbers must be finite")
+    return float(value)
+
+
+def _count(record: dict, name: str) -> int:
+    value = _field(record, name)
+    if type(value) is not int:
+        raise Reject("wrong_type", f"{name} is {type(value).__name__}; expected an integer")
+    if not 0 <= value <= 2**31 - 1:
+        raise Reject("out_of_range", f"{name} is {value}; expected 0..2^31-1")
+    return value
+
+
+def _timestamp(record: dict, name: str) -> datetime:
+    text = _string(record, name)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Reject("bad_timestamp", f"{name} {text[:40]!r} is not an RFC 3339 time") from None
+    # Flink's JSON format may drop the zone of a TIMESTAMP column; our windows are UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def metric_row(record: dict, topic: str, partition: int, offset: int) -> tuple:
+    """A Flink window result as a health_metrics_* row; raises Reject on bad fields."""
+    start, end = _timestamp(record, "window_start"), _timestamp(record, "window_end")
+    if end <= start:
+        raise Reject("out_of_range", f"window_end {end} is not after window_start {start}")
+    return (
+        start,
+        end,
+        _string(record, "device_id"),
+        _string(record, "patient_id"),
+        _string(record, "metric"),
+        _count(record, "reading_count"),
+        _number(record, "avg_value"),
+        _number(record, "min_value"),
+        _number(record, "max_value"),
+        topic,
+        partition,
+        offset,
+    )
+
+
+def alert_row(record: dict, topic: str, partition: int, offset: int) -> tuple:
+    """A Flink alert as a health_alerts row; raises Reject on bad fields."""
+    start, end = _timestamp(record, "window_start"), _timestamp(record, "window_end")
+    if end <= start:
+        raise Reject("out_of_range", f"window_end {end} is not after window_start {start}")
+    return (
+        _timestamp(record, "alert_time"),
+        start,
+        end,
+        _string(record, "device_id"),
+        _string(record, "patient_id"),
+        _string(record, "alert_type"),
+        _number(record, "observed_value"),
+        _number(record, "threshold"),
+        _string(record, "severity"),
+        topic,
+        partition,
+        offset,
+    )
+
+
+RawRowBuilder = Callable[[dict, str, int, int, int], tuple]
+RecordRowBuilder = Callable[[dict, str, int, int], tuple]

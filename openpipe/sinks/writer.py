@@ -1,0 +1,156 @@
+"""The sink's one transaction: rows (COPY -> staging -> INSERT ON CONFLICT), dead letters, offsets.
+
+Everything a batch changes commits together, so a crash at any point either leaves
+the previous state (the batch is re-read from the stored offsets) or the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from openpipe.db import copy_rows
+from openpipe.sinks.specs import DEAD_LETTER_COLUMNS, SinkSpec
+
+log = logging.getLogger(__name__)
+
+#: Test seam: name a point (before_write, after_write, after_commit) and the process
+#: SIGKILLs itself there, to prove a crash at that point loses and duplicates nothing.
+CRASH_ENV = "OPENPIPE_SINK_CRASH_AT"
+
+
+class OffsetConflict(RuntimeError):
+    """Stored offsets moved under us: another writer drained the same partitions."""
+
+
+def crash_point(name: str) -> None:
+    """SIGKILL this process if $OPENPIPE_SINK_CRASH_AT names this point (tests only)."""
+    if os.environ.get(CRASH_ENV) == name:
+        log.warning("crash point %s reached: killing process %d", name, os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    rows_written: int  # inserted, or for upserts inserted + changed
+    conflicts: int  # rows whose key already existed unchanged (duplicates / replays)
+    dead_letters_written: int
+
+
+def staging_table(spec: SinkSpec) -> str:
+    return f"_stage_{spec.table}"
+
+
+def _insert_statement(spec: SinkSpec) -> sql.Composed:
+    columns = sql.SQL(", ").join(map(sql.Identifier, spec.column_names))
+    key = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    if not spec.upsert:
+        action = sql.SQL("DO NOTHING")
+    else:
+        changing = [*spec.value_columns, "kafka_topic", "kafka_partition", "kafka_offset"]
+        action = sql.SQL("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in changing
+            ),
+            sql.SQL(", ").join(
+                sql.SQL("{}.{}").format(sql.Identifier(spec.table), sql.Identifier(c))
+                for c in spec.value_columns
+            ),
+            sql.SQL(", ").join(
+                sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in spec.value_columns
+            ),
+        )
+    return sql.SQL(
+        "INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) {action}"
+    ).format(
+        table=sql.Identifier(spec.table),
+        cols=columns,
+        stage=sql.Identifier(staging_table(spec)),
+        key=key,
+        action=action,
+    )
+
+
+_DEAD_LETTER_INSERT = sql.SQL(
+    "INSERT INTO dead_letters ({}) VALUES ({}) "
+    "ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING"
+).format(
+    sql.SQL(", ").join(map(sql.Identifier, DEAD_LETTER_COLUMNS)),
+    sql.SQL(", ").join(sql.Placeholder() * len(DEAD_LETTER_COLUMNS)),
+)
+
+# The WHERE clause fences a concurrent writer: the update only applies if the stored
+# offset is still the one this batch started from.
+_OFFSET_UPSERT = (
+    "INSERT INTO sink_offsets AS o (sink, kafka_topic, kafka_partition, next_offset) "
+    "VALUES (%(sink)s, %(topic)s, %(partition)s, %(next)s) "
+    "ON CONFLICT (sink, kafka_topic, kafka_partition) DO UPDATE "
+    "SET next_offset = EXCLUDED.next_offset, updated_at = now() "
+    "WHERE o.next_offset = %(start)s"
+)
+
+
+def read_offsets(conn: psycopg.Connection, sink: str, topic: str) -> dict[int, int]:
+    """Partition -> next offset to read, as stored for this sink and topic."""
+    rows = conn.execute(
+        "SELECT kafka_partition, next_offset FROM sink_offsets "
+        "WHERE sink = %s AND kafka_topic = %s",
+        (sink, topic),
+    ).fetchall()
+    return dict(rows)
+
+
+def write_batch(
+    conn: psycopg.Connection,
+    spec: SinkSpec,
+    *,
+    sink: str,
+    topic: str,
+    rows: list[tuple],
+    dead_letters: list[tuple],
+    start_offsets: dict[int, int | None],
+    next_offsets: dict[int, int],
+) -> WriteResult:
+    """Write one batch and advance its offsets in a single transaction (conn in autocommit)."""
+    inserted = dead = 0
+    with conn.transaction(), conn.cursor() as cur:
+        if rows:
+            stage = staging_table(spec)
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+                    "ON COMMIT DELETE ROWS"
+                ).format(sql.Identifier(stage), sql.Identifier(spec.table))
+            )
+            copy_rows(cur, stage, spec.column_names, spec.column_types, rows)
+            cur.execute(_insert_statement(spec))
+            inserted = cur.rowcount
+        if dead_letters:
+            cur.executemany(_DEAD_LETTER_INSERT, dead_letters)
+            dead = len(dead_letters)
+        for partition, next_offset in sorted(next_offsets.items()):
+            cur.execute(
+                _OFFSET_UPSERT,
+                {
+                    "sink": sink,
+                    "topic": topic,
+                    "partition": partition,
+                    "next": next_offset,
+                    "start": start_offsets.get(partition),
+                },
+            )
+            if cur.rowcount != 1:
+                raise OffsetConflict(
+                    f"sink_offsets for {sink} {topic}[{partition}] is no longer "
+                    f"{start_offsets.get(partition)}: another run wrote this partition; "
+                    "this batch was rolled back and will be re-read"
+                )
+        crash_point("after_write")
+    return WriteResult(
+        rows_written=inserted, conflicts=len(rows) - inserted, dead_letters_written=dead
+    )
