@@ -213,7 +213,7 @@ class ViewerSettings(Section):
     row_cap: Annotated[int, Field(ge=1, le=1000000)] = 10000
     pool_size: Annotated[int, Field(ge=1, le=32)] = 4
     latest_rows: Annotated[int, Field(ge=1, le=1000)] = 20
-    kafka_message_limit: Annotated[int, Field(ge=1, le=1000)] = 50
+    kafka_message_limit: Annotated[int, Field(ge=1, le=10000)] = 200
     kafka_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5
 
 
@@ -239,6 +239,15 @@ class FlinkSettings(Section):
     idle_timeout_seconds: Annotated[int, Field(ge=1)] = 30
     checkpoint_interval_s: Annotated[int, Field(ge=1)] = 10
     thresholds: Thresholds = Thresholds()
+    # Alert severity: "high" from this multiple of the threshold, "critical" from the next.
+    severity_high_ratio: Annotated[float, Field(ge=1)] = 1.1
+    severity_critical_ratio: Annotated[float, Field(ge=1)] = 1.25
+
+    @model_validator(mode="after")
+    def _severity_ordered(self) -> FlinkSettings:
+        if self.severity_high_ratio > self.severity_critical_ratio:
+            raise ValueError("severity_high_ratio must not exceed severity_critical_ratio")
+        return self
 
 
 class ValidationSettings(Section):

@@ -1,0 +1,180 @@
+"""The table catalogue: which tables the read-only role can see, and their shape.
+
+All the viewer's own SQL lives here. Table names that arrive in URLs are only ever
+matched against this catalogue and then quoted with `sql.Identifier`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from sql_viewer.runner import QueryResult, QueryRunner
+
+SINK_OFFSETS_TABLE = "sink_offsets"  # DESIGN.md §5: sink, kafka_topic, kafka_partition, next_offset
+TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
+
+TABLES_SQL = sql.SQL("""
+WITH RECURSIVE visible AS (
+    SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+      AND NOT c.relispartition
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_%'
+      AND n.nspname NOT LIKE '\\_timescaledb%'
+      AND n.nspname NOT LIKE 'timescaledb\\_%'
+      AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+), tree AS (
+    SELECT oid AS root, oid AS rel, 0 AS depth FROM visible
+    UNION ALL
+    SELECT tree.root, i.inhrelid, tree.depth + 1
+    FROM tree JOIN pg_catalog.pg_inherits i ON i.inhparent = tree.rel
+), sizes AS (
+    SELECT tree.root,
+           sum(c.reltuples) FILTER (WHERE c.reltuples >= 0 AND c.relkind IN ('r', 'm', 'f'))
+               AS estimated_rows,
+           sum(pg_catalog.pg_total_relation_size(c.oid)) AS size_bytes,
+           count(*) FILTER (WHERE tree.depth > 0) AS child_count
+    FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.rel
+    GROUP BY tree.root
+)
+SELECT v.schema, v.name,
+       CASE v.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
+            WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+            ELSE 'foreign table' END AS kind,
+       s.estimated_rows::bigint AS estimated_rows,
+       s.size_bytes::bigint AS size_bytes,
+       s.child_count::int AS child_count,
+       CASE WHEN v.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(v.oid) END AS partition_key,
+       (SELECT json_agg(json_build_object(
+                   'name', a.attname,
+                   'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                   'nullable', NOT a.attnotnull) ORDER BY a.attnum)
+        FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = v.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns
+FROM visible v JOIN sizes s ON s.root = v.oid
+ORDER BY v.schema = 'public' DESC, v.schema, v.name
+""")
+
+HYPERTABLES_SQL = sql.SQL("""
+SELECT h.hypertable_schema, h.hypertable_name, h.num_chunks, d.column_name
+FROM timescaledb_information.hypertables h
+LEFT JOIN timescaledb_information.dimensions d
+  ON d.hypertable_schema = h.hypertable_schema AND d.hypertable_name = h.hypertable_name
+ AND d.dimension_number = 1
+""")
+
+HAS_TIMESCALE_SQL = sql.SQL("""
+SELECT CASE WHEN to_regnamespace('timescaledb_information') IS NULL THEN false
+            ELSE has_schema_privilege('timescaledb_information', 'USAGE') END
+""")
+
+
+class TableNotFound(LookupError):
+    """No readable table by that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    schema: str
+    name: str
+    kind: str
+    estimated_rows: int | None
+    size_bytes: int | None
+    columns: list[dict[str, Any]]
+    partitioning: dict[str, Any] | None
+
+    @property
+    def qualified_name(self) -> str:
+        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def time_column(self) -> str | None:
+        """The column the latest rows are ordered by: the hypertable's, else the first time."""
+        if self.partitioning and self.partitioning.get("time_column"):
+            return self.partitioning["time_column"]
+        return next((c["name"] for c in self.columns if c["type"] in TIME_TYPES), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape of one catalogue entry."""
+        return {
+            "schema": self.schema,
+            "name": self.qualified_name,
+            "kind": self.kind,
+            "estimated_rows": self.estimated_rows,
+            "size_bytes": self.size_bytes,
+            "columns": self.columns,
+            "partitioning": self.partitioning,
+        }
+
+
+def list_tables(runner: QueryRunner) -> list[TableInfo]:
+    """Every table, view and partitioned table the read-only role may SELECT from."""
+    hypertables = _hypertables(runner)
+    tables = []
+    for schema, name, kind, rows, size, children, key, columns in runner.read(TABLES_SQL).rows:
+        partitioning = None
+        if (schema, name) in hypertables:
+            chunks, time_column = hypertables[schema, name]
+            partitioning = {"type": "hypertable", "chunks": chunks, "time_column": time_column}
+            kind = "hypertable"
+        elif key:
+            partitioning = {"type": "partitioned", "key": key, "partitions": children}
+        tables.append(
+            TableInfo(schema, name, kind, rows, size, columns or [], partitioning),
+        )
+    return tables
+
+
+def find_table(runner: QueryRunner, name: str) -> TableInfo:
+    """Match a URL's table name (`name` or `schema.name`) against the catalogue."""
+    tables = list_tables(runner)
+    matches = [t for t in tables if name in (t.qualified_name, f"{t.schema}.{t.name}")]
+    if not matches:
+        matches = [t for t in tables if t.name == name]
+    if len(matches) != 1:
+        raise TableNotFound(
+            f"no single readable table named {name!r}; GET /api/tables lists them"
+            + (" (qualify it as schema.name)" if matches else "")
+        )
+    return matches[0]
+
+
+def latest_rows(runner: QueryRunner, table: TableInfo, limit: int) -> QueryResult:
+    """The newest rows by the table's time column (or any `limit` rows if it has none)."""
+    order = table.time_column
+    query = sql.SQL("SELECT * FROM {table}{order} LIMIT {limit}").format(
+        table=table.identifier,
+        order=sql.SQL(" ORDER BY {} DESC NULLS LAST").format(sql.Identifier(order))
+        if order
+        else sql.SQL(""),
+        limit=sql.Literal(limit),
+    )
+    return runner.read(query, cap=limit)
+
+
+def sink_offsets(runner: QueryRunner) -> list[tuple[str, str, int, int]] | None:
+    """(sink, topic, partition, next_offset) rows, or None when the table does not exist."""
+    try:
+        table = find_table(runner, SINK_OFFSETS_TABLE)
+    except TableNotFound:
+        return None
+    query = sql.SQL(
+        "SELECT sink, kafka_topic, kafka_partition, next_offset FROM {} "
+        "ORDER BY sink, kafka_topic, kafka_partition"
+    ).format(table.identifier)
+    return [tuple(row) for row in runner.read(query).rows]
+
+
+def _hypertables(runner: QueryRunner) -> dict[tuple[str, str], tuple[int, str | None]]:
+    if not runner.read(HAS_TIMESCALE_SQL).rows[0][0]:
+        return {}
+    return {(s, n): (chunks, column) for s, n, chunks, column in runner.read(HYPERTABLES_SQL).rows}

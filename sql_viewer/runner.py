@@ -1,0 +1,278 @@
+"""Runs SQL as the read-only role, one READ ONLY transaction per query, under fixed limits.
+
+Why each layer is there:
+- the role (`database.reader_user`) can only SELECT app tables: no writes, no DDL,
+  no temporary tables, no file or superuser functions, no `dagster` database;
+- the session starts with `default_transaction_read_only` and the timeouts as
+  startup options, and every query also gets `BEGIN READ ONLY` + `SET LOCAL` limits;
+- the user's statement is run as `DECLARE <cursor> FOR <statement>` over the extended
+  protocol, which refuses a second statement and any DML inside a WITH, then one
+  `FETCH cap+1`: the statement executes inside that single FETCH, whose
+  `statement_timeout` was armed before it started, so `set_config()` inside the query
+  cannot loosen the limit of the only statement it could affect;
+- the transaction is always rolled back (which also undoes `set_config(..., false)`),
+  and `DISCARD ALL` on return to the pool drops session state such as advisory locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors, sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from openpipe.config import DatabaseSettings, ViewerSettings
+from sql_viewer.guard import QueryRefused, Statement, check_read_statement
+
+logger = logging.getLogger(__name__)
+
+CURSOR_NAME = "openpipe_viewer_query"
+# psycopg sends a server cursor as: DECLARE "<name>" NO SCROLL CURSOR FOR <statement>
+DECLARE_PREFIX = f'DECLARE "{CURSOR_NAME}" NO SCROLL CURSOR FOR '
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    columns: list[str]
+    column_types: list[str]
+    rows: list[tuple[Any, ...]]
+    truncated: bool
+    elapsed_ms: float
+
+
+class QueryFailed(Exception):
+    """A query could not run; `status` is the HTTP status to answer with."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        kind: str = "sql_error",
+        position: int | None = None,
+        sqlstate: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.kind = kind
+        self.position = position
+        self.sqlstate = sqlstate
+        self.hint = hint
+
+    def to_json(self) -> dict[str, Any]:
+        """The error body the API returns: no stack trace, no DSN."""
+        body: dict[str, Any] = {"error": self.message, "kind": self.kind}
+        if self.position is not None:
+            body["position"] = self.position
+        if self.sqlstate:
+            body["sqlstate"] = self.sqlstate
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+
+class QueryRunner:
+    """A small pool of read-only connections and the one safe way to run a query on it."""
+
+    def __init__(self, database: DatabaseSettings, viewer: ViewerSettings) -> None:
+        self.viewer = viewer
+        self._limits = {
+            "statement_timeout": viewer.statement_timeout_ms,
+            "lock_timeout": viewer.lock_timeout_ms,
+            "idle_in_transaction_session_timeout": viewer.idle_in_transaction_timeout_ms,
+        }
+        options = " ".join(
+            ["-c default_transaction_read_only=on"]
+            + [f"-c {name}={value}" for name, value in self._limits.items()]
+        )
+        self._set_limits = sql.SQL("; ").join(
+            sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value))
+            for name, value in self._limits.items()
+        )
+        self._pool = ConnectionPool(
+            database.dsn(reader=True),
+            kwargs={
+                "options": options,
+                "application_name": "openpipe-sql-viewer",
+                "connect_timeout": 5,
+                "prepare_threshold": None,
+                "autocommit": True,
+            },
+            min_size=1,
+            max_size=viewer.pool_size,
+            open=False,
+            configure=_configure,
+            check=ConnectionPool.check_connection,
+            reset=_reset,
+            name="sql_viewer",
+            timeout=max(5.0, viewer.statement_timeout_ms / 1000 * 2),
+        )
+
+    def open(self) -> None:
+        """Start the pool without waiting: the app starts even while the database is down."""
+        self._pool.open(wait=False)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._pool.close()
+
+    def run(self, text: str, limit: int | None = None) -> QueryResult:
+        """Run one user statement; at most min(limit, row_cap) rows, `truncated` if cut."""
+        try:
+            statement = check_read_statement(text)
+        except QueryRefused as exc:
+            raise QueryFailed(exc.message, kind="refused", position=exc.position) from None
+        cap = min(limit or self.viewer.row_cap, self.viewer.row_cap)
+        started = time.perf_counter()
+        with self._connection() as conn:
+            try:
+                columns, oids, rows = self._fetch_statement(conn, statement, cap)
+            except psycopg.Error as exc:
+                raise self._translate(exc, statement) from None
+            types = self._type_names(conn, oids)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        return QueryResult(columns, types, rows[:cap], len(rows) > cap, elapsed_ms)
+
+    def read(
+        self,
+        query: sql.Composable | str,
+        params: Sequence[Any] | None = None,
+        cap: int | None = None,
+    ) -> QueryResult:
+        """Run the viewer's own catalogue SQL under the same transaction and limits."""
+        cap = cap or self.viewer.row_cap
+        started = time.perf_counter()
+        with self._connection() as conn:
+            try:
+                with conn.transaction(force_rollback=True), conn.cursor() as cur:
+                    cur.execute(self._set_limits)
+                    cur.execute(query, params)
+                    rows = cur.fetchmany(cap + 1)
+                    description = cur.description or []
+            except psycopg.Error as exc:
+                raise self._translate(exc, None) from None
+            types = self._type_names(conn, [col.type_code for col in description])
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        columns = [col.name for col in description]
+        return QueryResult(columns, types, rows[:cap], len(rows) > cap, elapsed_ms)
+
+    def ping(self, wait_s: float = 2.0) -> None:
+        """`SELECT 1` through the pool; raises `QueryFailed` when the database is unreachable."""
+        with self._connection(wait_s) as conn:
+            try:
+                conn.execute("SELECT 1")
+            except psycopg.Error as exc:
+                raise self._translate(exc, None) from None
+
+    @contextmanager
+    def _connection(self, wait_s: float | None = None) -> Iterator[psycopg.Connection]:
+        try:
+            conn = self._pool.getconn(timeout=wait_s or self._pool.timeout)
+        except PoolTimeout:
+            raise _unavailable() from None
+        try:
+            yield conn
+        finally:
+            # putconn rolls back, runs DISCARD ALL, and drops a broken connection.
+            self._pool.putconn(conn)
+
+    def _fetch_statement(
+        self, conn: psycopg.Connection, statement: Statement, cap: int
+    ) -> tuple[list[str], list[int], list[tuple[Any, ...]]]:
+        with conn.transaction(force_rollback=True):
+            conn.execute(self._set_limits)
+            if statement.keyword == "EXPLAIN":
+                # EXPLAIN cannot be a cursor; binary=True still forces the extended protocol.
+                cursor: psycopg.Cursor = conn.cursor()
+                cursor.execute(statement.text, binary=True)
+            else:
+                cursor = conn.cursor(name=CURSOR_NAME, scrollable=False)
+                cursor.execute(statement.text)
+            rows = cursor.fetchmany(cap + 1)
+            description = cursor.description or []
+        cursor.close()
+        return [c.name for c in description], [c.type_code for c in description], rows
+
+    def _type_names(self, conn: psycopg.Connection, oids: list[int]) -> list[str]:
+        names = {oid: info.name for oid in oids if (info := conn.adapters.types.get(oid))}
+        unknown = sorted({oid for oid in oids if oid not in names})
+        if unknown:
+            with conn.transaction(force_rollback=True), conn.cursor() as cur:
+                cur.execute(
+                    "SELECT oid::int, format_type(oid, NULL) FROM pg_type WHERE oid = ANY(%s)",
+                    [unknown],
+                )
+                names.update(dict(cur.fetchall()))
+        return [names.get(oid, f"oid {oid}") for oid in oids]
+
+    def _translate(self, exc: psycopg.Error, statement: Statement | None) -> QueryFailed:
+        limits = self.viewer
+        if isinstance(exc, errors.QueryCanceled):
+            message = str(exc.diag.message_primary or exc)
+            if "statement timeout" in message:
+                return QueryFailed(
+                    f"query cancelled: it ran longer than the statement_timeout of "
+                    f"{limits.statement_timeout_ms} ms (viewer.statement_timeout_ms); "
+                    "add filters or a LIMIT, or aggregate in a narrower time range",
+                    kind="timeout",
+                    sqlstate=exc.sqlstate,
+                )
+            return QueryFailed(f"query cancelled: {message}", kind="timeout", sqlstate=exc.sqlstate)
+        if isinstance(exc, errors.LockNotAvailable):
+            return QueryFailed(
+                f"query cancelled: it waited longer than the lock_timeout of "
+                f"{limits.lock_timeout_ms} ms (viewer.lock_timeout_ms) for a lock another "
+                "session holds (a migration?); try again shortly",
+                kind="timeout",
+                sqlstate=exc.sqlstate,
+            )
+        if isinstance(exc, errors.IdleInTransactionSessionTimeout):
+            return QueryFailed(
+                f"the session was closed by idle_in_transaction_session_timeout "
+                f"({limits.idle_in_transaction_timeout_ms} ms); run the query again",
+                kind="timeout",
+                sqlstate=exc.sqlstate,
+            )
+        if exc.sqlstate and not isinstance(exc, psycopg.OperationalError | errors.AdminShutdown):
+            return QueryFailed(
+                str(exc.diag.message_primary or "the database refused the query"),
+                position=_user_position(exc.diag.statement_position, statement),
+                sqlstate=exc.sqlstate,
+                hint=exc.diag.message_hint,
+            )
+        logger.warning("viewer query failed on the connection: %s", exc)
+        return _unavailable()
+
+
+def _unavailable() -> QueryFailed:
+    return QueryFailed(
+        "the database is unavailable or the connection was closed; retry, and check "
+        "`openpipe status` and the viewer log if it persists",
+        status=503,
+        kind="unavailable",
+    )
+
+
+def _user_position(position: str | None, statement: Statement | None) -> int | None:
+    """Map PostgreSQL's 1-based position in what was sent to one in the user's text."""
+    if not position or not position.isdigit() or statement is None:
+        return None
+    sent_prefix = 0 if statement.keyword == "EXPLAIN" else len(DECLARE_PREFIX)
+    mapped = int(position) - sent_prefix
+    return mapped + statement.start if mapped >= 1 else None
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.read_only = True
+
+
+def _reset(conn: psycopg.Connection) -> None:
+    conn.execute("DISCARD ALL")
