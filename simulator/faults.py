@@ -1,0 +1,177 @@
+"""Fault injection (DESIGN §3): turns a family's clean events into labelled Kafka messages.
+
+Each generated event becomes exactly one message. With the family's
+`bad_data_probability` that message is faulty, its kind drawn from `fault_mix`:
+invalid kinds mutate the event so that `openpipe.events` rejects it with the same error
+kind; `duplicate` sends an earlier clean message again byte for byte instead; `late` holds
+the valid event back past its Flink window plus the watermark delay.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from itertools import repeat
+
+import numpy as np
+import orjson
+
+from openpipe.config import DeviceFamily, Settings
+from openpipe.events import FAMILY_FIELDS, METRIC_FIELDS, NULLABLE_FIELDS, format_event_time
+from simulator.common import EventBatch, family_rng
+
+#: One Kafka message: (key, value, timestamp in ms, fault kind or None).
+Message = tuple[str, bytes, int, str | None]
+RECENT_MESSAGES = 2048
+
+
+class FaultInjector:
+    """Seeded per-family fault decisions and mutations; no I/O."""
+
+    def __init__(self, family: str, config: DeviceFamily, settings: Settings, seed: int) -> None:
+        self.family = family
+        self.probability = config.bad_data_probability
+        kinds = [(k, w) for k, w in config.fault_mix.items() if w > 0]
+        self.kinds = [k for k, _ in kinds]
+        weights = np.array([w for _, w in kinds], dtype=float)
+        self._kind_p = weights / weights.sum() if len(weights) else weights
+        self._rng = family_rng(seed, family, "faults")
+        self._py = random.Random(int(self._rng.integers(2**63)))
+        self._v = settings.validation
+        flink = settings.flink
+        self._late_base_ms = flink.watermark_delay_seconds * 1000
+        self._window_ms = {
+            "heart_rate": flink.heart_rate_window_s * 1000,
+            "blood_pressure": flink.blood_pressure_window_s * 1000,
+            "blood_sugar": flink.blood_sugar_window_s * 1000,
+        }
+        self._recent: deque[tuple[str, bytes]] = deque(maxlen=RECENT_MESSAGES)
+        self._held: list[tuple[int, int, str, bytes]] = []
+        self._held_seq = 0
+
+    @property
+    def held_back(self) -> int:
+        """Late messages waiting for release."""
+        return len(self._held)
+
+    def apply(self, batch: EventBatch, until_ms: int) -> list[Message]:
+        """Messages for `batch` plus the late ones due before `until_ms`."""
+        dumps = orjson.dumps
+        values = [dumps(e) for e in batch.events]
+        messages: list[Message | None] = list(
+            zip(batch.keys, values, batch.times_ms, repeat(None), strict=False)
+        )
+        n = len(values)
+        faulty = np.flatnonzero(self._rng.random(n) < self.probability) if self.kinds else []
+        if len(faulty):
+            kinds = self._rng.choice(len(self.kinds), size=len(faulty), p=self._kind_p)
+            for i, k in zip(faulty.tolist(), kinds.tolist(), strict=True):
+                messages[i] = self._inject(self.kinds[k], i, batch, messages)
+            clean = [m for m in messages if m is not None and m[3] is None]
+        else:
+            clean = messages
+        self._recent.extend((m[0], m[1]) for m in clean[-RECENT_MESSAGES:])
+        out = [m for m in messages if m is not None] if len(faulty) else messages
+        return out + self.release(until_ms)
+
+    def release(self, until_ms: int | None = None) -> list[Message]:
+        """Late messages whose hold ends before `until_ms` (all of them when None)."""
+        out: list[Message] = []
+        held = self._held
+        while held and (until_ms is None or held[0][0] < until_ms):
+            when, _, key, value = heapq.heappop(held)
+            out.append((key, value, when, "late"))
+        return out
+
+    def _inject(
+        self, kind: str, i: int, batch: EventBatch, messages: list[Message | None]
+    ) -> Message | None:
+        key, t = batch.keys[i], batch.times_ms[i]
+        if kind == "duplicate":
+            earlier = self._earlier(i, messages)
+            if earlier is None:  # nothing sent yet to repeat: send the event clean
+                return messages[i]
+            return (earlier[0], earlier[1], t, kind)
+        if kind == "late":
+            event = batch.events[i]
+            window = self._window_ms.get(event.get("metric"), self._window_ms["heart_rate"])
+            hold = self._late_base_ms + window + self._py.randint(5_000, 30_000)
+            self._held_seq += 1
+            heapq.heappush(self._held, (t + hold, self._held_seq, key, messages[i][1]))
+            return None
+        if kind == "malformed_json":
+            value = messages[i][1]
+            return (key, value[: self._py.randint(1, len(value) - 1)], t, kind)
+        event = dict(batch.events[i])
+        getattr(self, f"_{kind}")(event, t)
+        return (key, orjson.dumps(event), t, kind)
+
+    def _earlier(self, i: int, messages: list[Message | None]) -> tuple[str, bytes] | None:
+        if self._recent:
+            return self._recent[self._py.randrange(len(self._recent))]
+        for m in messages[:i]:
+            if m is not None and m[3] is None:
+                return m[0], m[1]
+        return None
+
+    def _fields(self, event: dict) -> list[str]:
+        fields = list(FAMILY_FIELDS[self.family])
+        if self.family == "wearables":
+            fields += METRIC_FIELDS[event["metric"]]
+        return fields
+
+    def _missing_field(self, event: dict, t: int) -> None:
+        del event[self._py.choice(self._fields(event))]
+
+    def _null_value(self, event: dict, t: int) -> None:
+        fields = [f for f in self._fields(event) if f not in NULLABLE_FIELDS]
+        event[self._py.choice(fields)] = None
+
+    def _wrong_type(self, event: dict, t: int) -> None:
+        name = self._py.choice(self._fields(event))
+        value = event[name]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            event[name] = str(value)
+        elif isinstance(value, list):
+            event[name] = orjson.dumps(value).decode()
+        else:  # strings and null become numbers
+            event[name] = self._py.randint(1, 99_999)
+
+    def _out_of_range(self, event: dict, t: int) -> None:
+        v, py = self._v, self._py
+        if self.family == "wearables":
+            names = METRIC_FIELDS[event["metric"]]
+            name = py.choice(names)
+            bounds = getattr(v, name)
+        elif self.family == "gps":
+            name = py.choice(("lat", "lon", "speed_kmh", "accuracy_m"))
+            bounds = {"lat": (-90, 90), "lon": (-180, 180)}.get(name) or getattr(v, name)
+        else:
+            name = py.choice(("table_number", "quantity"))
+            bounds = getattr(v, name)
+            if name == "quantity":
+                line = dict(event["items"][0])
+                line["quantity"] = _outside(bounds, py, integer=True)
+                event["items"] = [line, *event["items"][1:]]
+                return
+        event[name] = _outside(bounds, py, integer=name == "table_number")
+
+    def _future_timestamp(self, event: dict, t: int) -> None:
+        ahead = self._v.max_future_seconds * 1000 + self._py.randint(60_000, 6 * 3_600_000)
+        event["event_time"] = format_event_time(t + ahead)
+
+    def _stale_timestamp(self, event: dict, t: int) -> None:
+        behind = self._v.max_age_hours * 3_600_000 + self._py.randint(3_600_000, 72 * 3_600_000)
+        event["event_time"] = format_event_time(t - behind)
+
+
+def _outside(bounds, py: random.Random, *, integer: bool) -> float:
+    """A finite value just outside `bounds` (a Range or a (low, high) pair)."""
+    low, high = (bounds.low, bounds.high) if hasattr(bounds, "low") else bounds
+    span = max(high - low, 10.0)
+    if py.random() < 0.5 or low - 1 < -1e9:
+        value = high + py.uniform(1.0, span)
+    else:
+        value = low - py.uniform(1.0, span)
+    return int(value) + (1 if value > high else -1) if integer else round(value, 1)

@@ -1,0 +1,273 @@
+"""Restaurant POS terminals in Indian cities: orders with a lifecycle and lunch/dinner peaks.
+
+Each order moves placed -> served -> closed (or placed -> cancelled) while its payment moves
+pending -> paid (or failed, then paid by another method) and a closed, paid order is
+occasionally refunded. Every change of state is one event. Pure and seeded: a heap of
+scheduled actions, no threads.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from openpipe.config import RestaurantDevices
+from simulator.common import (
+    IST_OFFSET_HOURS,
+    EventBatch,
+    envelope,
+    event_times,
+    family_rng,
+    uuid4_strings,
+)
+
+MINUTE_MS = 60_000
+CITIES = (
+    ("Mumbai", 0.2),
+    ("Delhi", 0.18),
+    ("Bengaluru", 0.16),
+    ("Chennai", 0.1),
+    ("Hyderabad", 0.1),
+    ("Kolkata", 0.08),
+    ("Pune", 0.07),
+    ("Ahmedabad", 0.05),
+    ("Jaipur", 0.03),
+    ("Kochi", 0.03),
+)
+# (dish code, name, price in INR, popularity weight)
+DISHES: tuple[tuple[str, str, float, float], ...] = (
+    ("D001", "Masala Dosa", 120.0, 8),
+    ("D002", "Idli Sambar", 80.0, 6),
+    ("D003", "Medu Vada", 70.0, 4),
+    ("D004", "Pav Bhaji", 140.0, 6),
+    ("D005", "Vada Pav", 40.0, 5),
+    ("D006", "Chole Bhature", 160.0, 6),
+    ("D007", "Paneer Butter Masala", 280.0, 7),
+    ("D008", "Dal Makhani", 240.0, 7),
+    ("D009", "Butter Chicken", 340.0, 8),
+    ("D010", "Chicken Biryani", 320.0, 10),
+    ("D011", "Veg Biryani", 240.0, 6),
+    ("D012", "Mutton Rogan Josh", 420.0, 3),
+    ("D013", "Fish Curry", 360.0, 3),
+    ("D014", "Palak Paneer", 260.0, 4),
+    ("D015", "Aloo Gobi", 180.0, 3),
+    ("D016", "Butter Naan", 50.0, 12),
+    ("D017", "Tandoori Roti", 30.0, 8),
+    ("D018", "Jeera Rice", 150.0, 5),
+    ("D019", "Gulab Jamun", 90.0, 4),
+    ("D020", "Masala Chai", 30.0, 9),
+    ("D021", "Mango Lassi", 110.0, 5),
+    ("D022", "Filter Coffee", 40.0, 5),
+    ("D023", "Samosa", 30.0, 5),
+    ("D024", "Tandoori Chicken", 380.0, 4),
+)
+ORDER_STATES: dict[tuple[str, str], frozenset[tuple[str, str]]] = {
+    ("placed", "pending"): frozenset({("served", "pending"), ("cancelled", "pending")}),
+    ("served", "pending"): frozenset({("closed", "paid"), ("served", "failed")}),
+    ("served", "failed"): frozenset({("closed", "paid")}),
+    ("closed", "paid"): frozenset({("closed", "refunded")}),
+    ("cancelled", "pending"): frozenset(),
+    ("closed", "refunded"): frozenset(),
+}
+FIRST_STATE = ("placed", "pending")
+
+
+def is_legal_transition(before: tuple[str, str] | None, after: tuple[str, str]) -> bool:
+    """Whether an order may move from `before` (None: a new order) to `after`."""
+    if before is None:
+        return after == FIRST_STATE
+    return after in ORDER_STATES.get(before, frozenset())
+
+
+def demand_profile(times_ms: float) -> float:
+    """Relative order rate by hour in IST: 1 off-peak, about 3x at lunch and dinner."""
+    hour = (times_ms / 3_600_000 + IST_OFFSET_HOURS) % 24.0
+    lunch = 2.0 * math.exp(-0.5 * ((hour - 13.5) / 1.0) ** 2)
+    dinner = 2.3 * math.exp(-0.5 * ((hour - 21.0) / 1.2) ** 2)
+    closed = 0.08 if 1.0 <= hour < 7.0 else 1.0
+    return (1.0 + lunch + dinner) * closed
+
+
+PEAK_PROFILE = 3.4  # upper bound of demand_profile, for thinning
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw by inversion (small means only)."""
+    k, p, threshold = 0, 1.0, math.exp(-mean)
+    while True:
+        p *= rng.random()
+        if p <= threshold:
+            return k
+        k += 1
+
+
+@dataclass(slots=True)
+class Order:
+    """One open order at a restaurant."""
+
+    restaurant: int
+    order_id: str
+    table: int
+    items: list[dict]
+    total_inr: float
+    state: tuple[str, str] = FIRST_STATE
+    payment_method: str | None = None
+    owns_table: bool = True
+
+
+class RestaurantFleet:
+    """All simulated POS terminals; `generate` returns order events due in a time window."""
+
+    family = "restaurants"
+    device_type = "restaurant_pos"
+
+    def __init__(self, config: RestaurantDevices, seed: int, start_ms: int) -> None:
+        self._config = config
+        # Scalar draws dominate here, and Python's generator is far cheaper per call.
+        self._rng = random.Random(int(family_rng(seed, self.family, "model").integers(2**63)))
+        self._id_rng = family_rng(seed, self.family, "ids")
+        self.rate_multiplier = 1.0
+        self._heap: list[tuple[int, int, int, Order | None]] = []
+        self._seq = 0
+        self.device_ids: list[str] = []
+        self.restaurant_ids: list[str] = []
+        self.cities: list[str] = []
+        self._free_tables: list[list[int]] = []
+        self._order_numbers: list[int] = []
+        self._active: list[bool] = []
+        self._dish_codes = list(range(len(DISHES)))
+        self._dish_weights = [d[3] for d in DISHES]
+        self.add(config.count, start_ms)
+
+    @property
+    def count(self) -> int:
+        return sum(self._active)
+
+    def add(self, n: int, now_ms: int) -> None:
+        """Open `n` new restaurants; their first customers arrive after `now_ms`."""
+        names = [c for c, _ in CITIES]
+        weights = [w for _, w in CITIES]
+        for city in self._rng.choices(names, weights, k=max(n, 0)):
+            number = len(self.device_ids)
+            self.device_ids.append(f"pos-{number:05d}")
+            self.restaurant_ids.append(f"rest-{number:05d}")
+            self.cities.append(str(city))
+            self._free_tables.append(list(range(self._config.tables_per_restaurant, 0, -1)))
+            self._order_numbers.append(0)
+            self._active.append(True)
+            self._push(self._next_arrival(now_ms), number, None)
+
+    def remove(self, n: int) -> None:
+        """Close the `n` most recently opened restaurants (their open orders stop)."""
+        for number in reversed(range(len(self._active))):
+            if n <= 0:
+                break
+            if self._active[number]:
+                self._active[number] = False
+                n -= 1
+
+    def _push(self, when_ms: int, restaurant: int, order: Order | None) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when_ms, self._seq, restaurant, order))
+
+    def _next_arrival(self, after_ms: int) -> int:
+        """Next customer arrival by thinning a Poisson process with the daily demand profile."""
+        peak_rate = PEAK_PROFILE * self.rate_multiplier / (self._config.order_interval_s * 1000)
+        t = float(after_ms)
+        while True:
+            t += self._rng.expovariate(peak_rate)
+            if self._rng.random() * PEAK_PROFILE <= demand_profile(t):
+                return int(t)
+
+    def _new_order(self, restaurant: int) -> Order:
+        rng = self._rng
+        tables = self._free_tables[restaurant]
+        party = rng.choice((1, 2, 2, 2, 3, 4, 4, 5, 6))
+        lines = min(1 + _poisson(rng, 0.9 * party), 8)
+        picks = set(rng.choices(self._dish_codes, self._dish_weights, k=lines))
+        items = []
+        for k in sorted(picks):
+            code, _, price, _ = DISHES[k]
+            is_bread = code in ("D016", "D017")
+            quantity = rng.randint(1, party + 1) if is_bread else rng.randint(1, 2)
+            items.append({"dish_code": code, "quantity": quantity, "unit_price_inr": price})
+        total = round(sum(i["quantity"] * i["unit_price_inr"] for i in items), 2)
+        self._order_numbers[restaurant] += 1
+        order_id = f"ord-{restaurant:05d}-{self._order_numbers[restaurant]:08d}"
+        if tables:
+            return Order(restaurant, order_id, tables.pop(), items, total)
+        # Full house: the party shares a table, so the configured order rate still holds.
+        table = rng.randint(1, self._config.tables_per_restaurant)
+        return Order(restaurant, order_id, table, items, total, owns_table=False)
+
+    def _advance(self, order: Order, now_ms: int) -> None:
+        """Move `order` to its next state and schedule the step after it."""
+        rng = self._rng
+        status, payment = order.state
+        if order.state == FIRST_STATE:
+            if rng.random() < 0.05:
+                order.state = ("cancelled", "pending")
+            else:
+                order.state = ("served", "pending")
+                self._push(now_ms + int(rng.uniform(20, 60) * MINUTE_MS), order.restaurant, order)
+        elif status == "served":
+            method = rng.choices(("upi", "card", "cash"), (0.55, 0.25, 0.2))[0]
+            if payment == "pending" and method != "cash" and rng.random() < 0.06:
+                order.state = ("served", "failed")
+                self._push(now_ms + int(rng.uniform(1, 4) * MINUTE_MS), order.restaurant, order)
+            else:
+                order.state = ("closed", "paid")
+                if rng.random() < 0.02:
+                    delay = int(rng.uniform(5, 40) * MINUTE_MS)
+                    self._push(now_ms + delay, order.restaurant, order)
+            order.payment_method = method
+        elif order.state == ("closed", "paid"):
+            order.state = ("closed", "refunded")
+        finished = order.state[0] in ("closed", "cancelled")
+        if order.owns_table and finished and status not in ("closed", "cancelled"):
+            self._free_tables[order.restaurant].append(order.table)
+
+    def _event(self, order: Order) -> dict:
+        status, payment = order.state
+        r = order.restaurant
+        return {
+            "restaurant_id": self.restaurant_ids[r],
+            "city": self.cities[r],
+            "order_id": order.order_id,
+            "table_number": order.table,
+            "items": order.items,
+            "total_inr": order.total_inr,
+            "order_status": status,
+            "payment_status": payment,
+            "payment_method": order.payment_method,
+        }
+
+    def generate(self, t0_ms: int, t1_ms: int) -> EventBatch:
+        """Order events with event time before `t1_ms`, sorted by time."""
+        times, owners, bodies = [], [], []
+        heap = self._heap
+        while heap and heap[0][0] < t1_ms:
+            when, _, restaurant, order = heapq.heappop(heap)
+            if not self._active[restaurant]:
+                continue
+            if order is None:  # a customer arrives
+                self._push(self._next_arrival(when), restaurant, None)
+                order = self._new_order(restaurant)
+                serve = int(self._rng.lognormvariate(math.log(15), 0.35) * MINUTE_MS)
+                self._push(when + serve, restaurant, order)
+            else:
+                self._advance(order, when)
+            times.append(when)
+            owners.append(restaurant)
+            bodies.append(self._event(order))
+        ids = uuid4_strings(self._id_rng, len(times))
+        stamps = event_times(np.array(times, dtype=np.int64))
+        events = [
+            {**envelope(eid, ts, self.device_type, self.device_ids[r]), **body}
+            for eid, ts, r, body in zip(ids, stamps, owners, bodies, strict=True)
+        ]
+        return EventBatch(times, [self.device_ids[r] for r in owners], events)
