@@ -1,0 +1,58 @@
+// Table browser: the catalogue on the left, a table's shape and latest rows on the right.
+"use strict";
+
+const list = document.getElementById("table-list");
+const detail = document.getElementById("table-detail");
+
+function partitionText(p) {
+  if (!p) return null;
+  if (p.type === "hypertable") return `TimescaleDB hypertable on ${p.time_column}, ${p.chunks} chunks`;
+  return `partitioned by ${p.key}, ${p.partitions} partitions`;
+}
+
+async function showTable(name, item) {
+  for (const li of list.children) li.classList.toggle("active", li === item);
+  detail.replaceChildren(el("p", { className: "muted", text: "loading…" }));
+  try {
+    const t = await apiJson("/api/tables/" + encodeURIComponent(name));
+    const columns = el("table", { className: "grid" });
+    renderGrid(columns, ["column", "type", "nullable"], t.columns.map((c) => [c.name, c.type, c.nullable ? "yes" : "no"]));
+    const latest = el("table", { className: "grid", id: "latest-rows" });
+    renderGrid(latest, t.latest_rows.columns, t.latest_rows.rows, t.latest_rows.column_types);
+    const order = t.order_column ? ` ORDER BY ${JSON.stringify(t.order_column)} DESC` : "";
+    const sql = `SELECT * FROM ${t.name.split(".").map((p) => JSON.stringify(p)).join(".")}${order} LIMIT 100`;
+    detail.replaceChildren(
+      el("h2", { text: t.name }),
+      el("p", {}, [
+        `${t.kind} · ~${formatCount(t.estimated_rows)} rows (estimate) · ${formatCount(t.size_bytes)} bytes`,
+        partitionText(t.partitioning) ? el("br") : null,
+        partitionText(t.partitioning),
+      ]),
+      el("p", {}, el("a", { href: "/console?sql=" + encodeURIComponent(sql), text: "open in the SQL console" })),
+      el("h2", { text: "Columns" }), el("div", { className: "scroll" }, columns),
+      el("h2", { text: `Latest ${t.latest_rows.row_count} rows` + (t.order_column ? ` by ${t.order_column}` : "") }),
+      el("div", { className: "scroll" }, latest),
+    );
+  } catch (err) {
+    detail.replaceChildren(el("div", { className: "error", text: err.message }));
+  }
+}
+
+async function loadTables() {
+  const status = document.getElementById("tables-status");
+  try {
+    const { tables } = await apiJson("/api/tables");
+    status.textContent = `${tables.length} tables readable by the viewer`;
+    list.replaceChildren(...tables.map((t) => {
+      const item = el("li", { "data-table": t.name }, [
+        t.name, el("span", { className: "meta", text: `${t.kind} · ~${formatCount(t.estimated_rows)} rows` })]);
+      item.addEventListener("click", () => showTable(t.name, item));
+      return item;
+    }));
+  } catch (err) {
+    status.textContent = err.message;
+    status.className = "error";
+  }
+}
+
+loadTables();
