@@ -9,6 +9,9 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.postgres import types as pg_types
+from psycopg.pq import Format
 
 from openpipe.config import Settings
 
@@ -48,6 +51,18 @@ def advisory_unlock(conn: psycopg.Connection, name: str) -> None:
     conn.execute("SELECT pg_advisory_unlock(%s)", (advisory_lock_key(name),))
 
 
+class UuidBinaryDumper(Dumper):
+    """Dumps a UUID given as text (or uuid.UUID) in binary, without building UUID objects."""
+
+    format = Format.BINARY
+    oid = pg_types["uuid"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        if isinstance(obj, str):
+            return bytes.fromhex(obj.replace("-", ""))
+        return obj.bytes
+
+
 def copy_rows(
     cursor: psycopg.Cursor,
     table: str,
@@ -59,6 +74,8 @@ def copy_rows(
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    # Only looked up by oid (COPY set_types), so other uuid handling is untouched.
+    cursor.adapters.register_dumper(None, UuidBinaryDumper)
     with cursor.copy(statement) as copy:
         copy.set_types(list(types))
         for row in rows:

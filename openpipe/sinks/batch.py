@@ -50,7 +50,7 @@ class Batch:
     duplicates: int = 0
     messages: int = 0
     offsets: dict[int, OffsetRange] = field(default_factory=dict)
-    _seen: set = field(default_factory=set)
+    seen: set = field(default_factory=set)  # event_ids already filed (shared across chunks)
     _by_key: dict = field(default_factory=dict)
 
     @classmethod
@@ -61,6 +61,8 @@ class Batch:
         *,
         sink: str | None = None,
         topic: str | None = None,
+        seen: set | None = None,
+        validator: EventValidator | None = None,
     ) -> Batch:
         """An empty batch for `spec`, with the validator and limits from settings."""
         validation = settings.validation
@@ -68,9 +70,10 @@ class Batch:
             spec=spec,
             sink=sink or spec.table,
             topic=topic or spec.topic(settings),
-            validator=EventValidator(settings) if spec.family else None,
+            validator=(validator or EventValidator(settings)) if spec.family else None,
             max_bytes=validation.max_message_bytes,
             max_depth=validation.max_json_depth,
+            seen=set() if seen is None else seen,
         )
 
     def add(
@@ -102,11 +105,11 @@ class Batch:
         if not verdict.ok:
             raise Reject(verdict.error_kind, verdict.error_detail or verdict.error_kind)
         event_id = verdict.event["event_id"].lower()
-        if event_id in self._seen:
+        if event_id in self.seen:
             self.duplicates += 1
             return
         row = self.spec.raw_row(verdict.event, self.topic, partition, offset, ts_ms)
-        self._seen.add(event_id)
+        self.seen.add(event_id)
         self.rows.append(row)
 
     def _add_record(self, partition: int, offset: int, value: bytes | None) -> None:

@@ -1,17 +1,21 @@
-"""drain_topic: one micro-batch from a Kafka topic into its table, with exactly-once effect.
+"""drain_topic: one micro-batch run from a Kafka topic into its table, with exactly-once effect.
 
-Under a per-sink advisory lock: read the stored offsets, seek each partition there,
-consume up to the high watermark seen at start (bounded by pipeline.batch_size and
-pipeline.max_batch_seconds), then write rows, dead letters and new offsets in one
-transaction. Database and Kafka failures propagate (the run fails and is retried);
-only bad messages become dead letters.
+Under a per-sink advisory lock: read the stored offsets, seek each partition there and
+consume up to the high watermark seen at start, bounded by pipeline.batch_size messages
+and pipeline.max_batch_seconds. Messages are committed in chunks of COMMIT_EVERY; each
+chunk's rows, dead letters and new offsets go in one transaction, written by a helper
+thread while the next chunk is being validated (ordered, at most one in flight).
+Database and Kafka failures propagate (the run fails and is retried); only bad
+messages become dead letters.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,13 +26,17 @@ from openpipe import kafka as kafka_helpers
 from openpipe import migrations as m
 from openpipe.config import Settings
 from openpipe.db import advisory_unlock, try_advisory_lock
+from openpipe.events import EventValidator
 from openpipe.sinks.batch import Batch
 from openpipe.sinks.schema import ensure_partitions, existing_partitions, read_storage
 from openpipe.sinks.specs import SinkSpec
 from openpipe.sinks.writer import crash_point, read_offsets, write_batch
 
 log = logging.getLogger(__name__)
-_CONSUME_CHUNK = 10_000
+#: Messages per transaction. Small enough that writing one chunk overlaps validating
+#: the next; large enough that per-transaction overhead stays under a few percent.
+COMMIT_EVERY = 10_000
+_CONSUME_CHUNK = 5_000
 _TIMEOUT_S = 10.0
 
 
@@ -44,6 +52,7 @@ class DrainResult:
     rows_written: int = 0
     duplicates_dropped: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
+    transactions: int = 0
     offset_ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
     lag_after: dict[int, int] = field(default_factory=dict)
     partitions_created: list[str] = field(default_factory=list)
@@ -68,56 +77,84 @@ def partition_lag(stored: dict[int, int], marks: dict[int, int]) -> dict[int, in
     return {p: max(0, high - stored.get(p, 0)) for p, high in marks.items()}
 
 
-def _low_watermarks(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
-    lows = {}
-    for p in partitions:
-        low, _ = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=_TIMEOUT_S)
-        lows[p] = low
-    return lows
+class _Reader:
+    """Consumes assigned partitions from given offsets up to fixed target offsets."""
+
+    def __init__(self, consumer: Consumer, topic: str, starts: dict[int, int], targets: dict):
+        self.consumer, self.topic, self.targets = consumer, topic, targets
+        self.reached = dict(starts)
+        self.pending = {p for p in targets if self.reached[p] < targets[p]}
+        consumer.assign([TopicPartition(topic, p, self.reached[p]) for p in sorted(self.pending)])
+
+    def fill(self, batch: Batch, limit: int, deadline: float) -> None:
+        """Add up to `limit` messages to `batch`, stopping at the targets or the deadline."""
+        while self.pending and batch.messages < limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            chunk = self.consumer.consume(
+                num_messages=min(_CONSUME_CHUNK, limit - batch.messages),
+                timeout=min(remaining, 1.0),
+            )
+            for msg in chunk:
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(error)
+                partition, offset = msg.partition(), msg.offset()
+                if partition not in self.pending or offset >= self.targets[partition]:
+                    continue  # past the high watermark seen at start: the next run's work
+                batch.add(
+                    partition, offset, msg.key(), msg.value(), msg.timestamp()[1], msg.headers()
+                )
+                self.reached[partition] = offset + 1
+                if offset + 1 >= self.targets[partition]:
+                    self.pending.discard(partition)
+            if not chunk and self.pending:
+                self._skip_gaps()
+
+    def _skip_gaps(self) -> None:
+        # Offsets can have gaps (compaction, transaction markers): trust the position.
+        for tp in self.consumer.position([TopicPartition(self.topic, p) for p in self.pending]):
+            if tp.offset >= self.targets[tp.partition]:
+                self.reached[tp.partition] = self.targets[tp.partition]
+                self.pending.discard(tp.partition)
 
 
-def _consume(
-    consumer: Consumer,
-    batch: Batch,
-    topic: str,
-    starts: dict[int, int],
-    targets: dict[int, int],
-    *,
-    max_messages: int,
-    deadline: float,
-) -> dict[int, int]:
-    """Fill `batch` from `starts` up to `targets`; returns partition -> next offset reached."""
-    reached = dict(starts)
-    pending = {p for p in targets if reached[p] < targets[p]}
-    consumer.assign([TopicPartition(topic, p, reached[p]) for p in sorted(pending)])
-    while pending and batch.messages < max_messages:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        chunk = consumer.consume(
-            num_messages=min(_CONSUME_CHUNK, max_messages - batch.messages),
-            timeout=min(remaining, 1.0),
+class _ChunkWriter:
+    """Writes chunks in order on one connection; tracks what is committed."""
+
+    def __init__(self, conn, spec: SinkSpec, sink: str, topic: str, storage: str, stored: dict):
+        self.conn, self.spec, self.sink, self.topic, self.storage = conn, spec, sink, topic, storage
+        self.committed: dict[int, int] = dict(stored)
+        self.rows_written = self.conflicts = self.transactions = 0
+        self.partitions_created: list[str] = []
+
+    def write(self, batch: Batch, reached: dict[int, int]) -> None:
+        """Commit one chunk: rows, dead letters and offsets together."""
+        advanced = {p: n for p, n in reached.items() if n != self.committed.get(p)}
+        if not advanced:
+            return
+        rows = batch.table_rows()
+        if self.storage == m.NATIVE and rows:
+            self.partitions_created += _ensure_days(self.conn, self.spec, rows)
+        crash_point("before_write")
+        result = write_batch(
+            self.conn,
+            self.spec,
+            sink=self.sink,
+            topic=self.topic,
+            rows=rows,
+            dead_letters=batch.dead_letters,
+            start_offsets={p: self.committed.get(p) for p in advanced},
+            next_offsets=advanced,
         )
-        for msg in chunk:
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(error)
-            partition, offset = msg.partition(), msg.offset()
-            if partition not in pending or offset >= targets[partition]:
-                continue  # beyond the high watermark seen at start: the next run's work
-            batch.add(partition, offset, msg.key(), msg.value(), msg.timestamp()[1], msg.headers())
-            reached[partition] = offset + 1
-            if reached[partition] >= targets[partition]:
-                pending.discard(partition)
-        if not chunk and pending:
-            # Offsets can have gaps (compaction, transaction markers): trust the position.
-            for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
-                if tp.offset >= targets[tp.partition]:
-                    reached[tp.partition] = targets[tp.partition]
-                    pending.discard(tp.partition)
-    return reached
+        crash_point("after_commit")
+        self.committed.update(advanced)
+        self.rows_written += result.rows_written
+        self.conflicts += result.conflicts
+        self.transactions += 1
 
 
 def drain_topic(
@@ -131,7 +168,10 @@ def drain_topic(
     max_messages: int | None = None,
     max_seconds: float | None = None,
 ) -> DrainResult:
-    """Drain one micro-batch of `topic` (default: the spec's topic) into the spec's table."""
+    """Drain one run's worth of `topic` (default: the spec's) into the spec's table.
+
+    `connect` must return an autocommit connection (transactions are explicit).
+    """
     started = time.monotonic()
     sink = sink or spec.table
     topic = topic or spec.topic(settings)
@@ -147,74 +187,111 @@ def drain_topic(
         try:
             result.storage = read_storage(conn)
             stored = read_offsets(conn, sink, topic)
-            marks = kafka_helpers.high_watermarks(consumer, topic)
-            lows = _low_watermarks(consumer, topic, list(marks))
-            starts = {p: max(stored.get(p, 0), lows[p]) for p in marks}
-            for p in marks:
-                if stored.get(p, 0) < lows[p]:
-                    log.warning(
-                        "%s %s[%d]: offsets %d..%d were deleted by Kafka retention before "
-                        "they were drained",
-                        sink,
-                        topic,
-                        p,
-                        stored.get(p, 0),
-                        lows[p],
-                    )
-            batch = Batch.for_sink(spec, settings, sink=sink, topic=topic)
-            reached = _consume(
-                consumer, batch, topic, starts, marks, max_messages=max_messages, deadline=deadline
+            starts, marks = _start_positions(consumer, sink, topic, stored)
+            reader = _Reader(consumer, topic, starts, marks)
+            writer = _ChunkWriter(conn, spec, sink, topic, result.storage, stored)
+            kinds, duplicates = _run_chunks(
+                reader, writer, spec, settings, sink, topic, max_messages, deadline, result
             )
-            advanced = {p: n for p, n in reached.items() if n != stored.get(p)}
-            rows = batch.table_rows()
-            if result.storage == m.NATIVE and rows:
-                result.partitions_created = _ensure_days(conn, spec, rows)
-            crash_point("before_write")
-            if advanced:
-                written = write_batch(
-                    conn,
-                    spec,
-                    sink=sink,
-                    topic=topic,
-                    rows=rows,
-                    dead_letters=batch.dead_letters,
-                    start_offsets={p: stored.get(p) for p in advanced},
-                    next_offsets=advanced,
-                )
-                crash_point("after_commit")
-                result.rows_written = written.rows_written
-                result.duplicates_dropped = batch.duplicates + written.conflicts
-                _commit_to_kafka(consumer, topic, advanced)
-            result.messages = batch.messages
-            result.dead_letters = dict(batch.dead_letter_kinds)
+            consumer.unassign()  # stops prefetching so the watermark query answers at once
+            result.rows_written = writer.rows_written
+            result.duplicates_dropped = duplicates + writer.conflicts
+            result.dead_letters = dict(kinds)
+            result.transactions = writer.transactions
+            result.partitions_created = writer.partitions_created
             result.offset_ranges = {
-                p: (starts[p], reached[p]) for p in sorted(reached) if reached[p] > starts[p]
+                p: (starts[p], n) for p, n in sorted(writer.committed.items()) if n > starts[p]
             }
-            final = {**stored, **advanced}
-            result.lag_after = partition_lag(final, kafka_helpers.high_watermarks(consumer, topic))
+            result.lag_after = partition_lag(
+                writer.committed, kafka_helpers.high_watermarks(consumer, topic)
+            )
+            if writer.transactions:
+                _commit_to_kafka(consumer, topic, writer.committed)
         finally:
             consumer.close()
             if not conn.closed and not conn.broken:
                 advisory_unlock(conn, lock_name(sink, topic))
     result.seconds = time.monotonic() - started
     log.info(
-        "%s: %d messages from %s -> %d rows, %d duplicates, %d dead letters in %.2f s",
+        "%s: %d messages from %s -> %d rows, %d duplicates, %d dead letters, %d tx in %.2f s",
         sink,
         result.messages,
         topic,
         result.rows_written,
         result.duplicates_dropped,
         sum(result.dead_letters.values()),
+        result.transactions,
         result.seconds,
     )
     return result
+
+
+def _start_positions(
+    consumer: Consumer, sink: str, topic: str, stored: dict[int, int]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """(start offset, high watermark) per partition; skips what Kafka retention deleted."""
+    marks = kafka_helpers.high_watermarks(consumer, topic)
+    starts = {}
+    for p in marks:
+        low, _ = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=_TIMEOUT_S)
+        starts[p] = max(stored.get(p, 0), low)
+        if stored.get(p, 0) < low:
+            log.warning(
+                "%s %s[%d]: offsets %d..%d were deleted by Kafka retention before being drained",
+                sink,
+                topic,
+                p,
+                stored.get(p, 0),
+                low,
+            )
+    return starts, marks
+
+
+def _run_chunks(
+    reader: _Reader,
+    writer: _ChunkWriter,
+    spec: SinkSpec,
+    settings: Settings,
+    sink: str,
+    topic: str,
+    max_messages: int,
+    deadline: float,
+    result: DrainResult,
+) -> tuple[Counter, int]:
+    """Validate chunk k+1 while chunk k is written; returns (dead-letter kinds, duplicates)."""
+    kinds: Counter = Counter()
+    duplicates = 0
+    seen: set = set()
+    validator = EventValidator(settings) if spec.family else None
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{sink}") as pool:
+        while True:
+            batch = Batch.for_sink(
+                spec, settings, sink=sink, topic=topic, seen=seen, validator=validator
+            )
+            limit = min(COMMIT_EVERY, max_messages - result.messages)
+            reader.fill(batch, limit, deadline)
+            result.messages += batch.messages
+            kinds.update(batch.dead_letter_kinds)
+            duplicates += batch.duplicates
+            if pending is not None:
+                pending.result()  # a failed write stops the run here
+            pending = pool.submit(writer.write, batch, dict(reader.reached))
+            if (
+                not reader.pending
+                or result.messages >= max_messages
+                or time.monotonic() >= deadline
+            ):
+                break
+        pending.result()
+    return kinds, duplicates
 
 
 _KNOWN_DAYS: dict[str, set] = {}
 
 
 def _ensure_days(conn: psycopg.Connection, spec: SinkSpec, rows: list[tuple]) -> list[str]:
-    """Native path: make sure a daily partition exists for every day this batch touches."""
+    """Native path: make sure a daily partition exists for every day this chunk touches."""
     index = spec.column_names.index(spec.time_column)
     days = {datetime.fromtimestamp(row[index].timestamp(), UTC).date() for row in rows}
     known = _KNOWN_DAYS.get(spec.table)

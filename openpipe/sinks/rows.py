@@ -9,18 +9,16 @@ A row a database could not store (a NUL character in text) is reported as a
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from openpipe.events import METRIC_FIELDS, parse_event_time
+from openpipe.events import METRIC_FIELDS
 
 #: Kind used when a valid event holds a value PostgreSQL cannot store (text with NUL).
 UNSTORABLE = "unstorable_value"
-_WEARABLE_MEASURES = ("heart_rate_bpm", "systolic_mmhg", "diastolic_mmhg", "glucose_mg_dl")
 
 
 class Reject(Exception):
@@ -45,16 +43,37 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
+def _event_time(event: dict) -> datetime:
+    # The validator has already checked the RFC 3339 shape; fromisoformat is the fast path.
+    return datetime.fromisoformat(event["event_time"])
+
+
+def _measure(event: dict, name: str, measured: tuple[str, ...]) -> float | None:
+    return float(event[name]) if name in measured else None
+
+
 def wearable_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) -> tuple:
-    """A validated wearable event as a wearable_readings row (COPY column order)."""
-    measured = METRIC_FIELDS[event["metric"]]
+    """A validated wearable event as a wearable_readings row (COPY column order).
+
+    Only the measurement fields of the event's metric are kept; event_id stays text
+    (the COPY dumper writes it as binary uuid).
+    """
+    metric = event["metric"]
+    measured = METRIC_FIELDS[metric]
+    device_id, patient_id = event["device_id"], event["patient_id"]
+    if "\x00" in device_id or "\x00" in patient_id:
+        _text(device_id, "device_id")
+        _text(patient_id, "patient_id")
     return (
-        uuid.UUID(event["event_id"]),
-        parse_event_time(event["event_time"]),
-        _text(event["device_id"], "device_id"),
-        _text(event["patient_id"], "patient_id"),
-        event["metric"],
-        *(float(event[name]) if name in measured else None for name in _WEARABLE_MEASURES),
+        event["event_id"],
+        _event_time(event),
+        device_id,
+        patient_id,
+        metric,
+        _measure(event, "heart_rate_bpm", measured),
+        _measure(event, "systolic_mmhg", measured),
+        _measure(event, "diastolic_mmhg", measured),
+        _measure(event, "glucose_mg_dl", measured),
         topic,
         partition,
         offset,
@@ -68,8 +87,8 @@ def restaurant_row(event: dict, topic: str, partition: int, offset: int, ts_ms: 
     if b"\\u0000" in items:
         raise Reject(UNSTORABLE, "items contains a NUL character, which jsonb rejects")
     return (
-        uuid.UUID(event["event_id"]),
-        parse_event_time(event["event_time"]),
+        event["event_id"],
+        _event_time(event),
         _text(event["device_id"], "device_id"),
         _text(event["restaurant_id"], "restaurant_id"),
         _text(event["city"], "city"),
@@ -90,8 +109,8 @@ def restaurant_row(event: dict, topic: str, partition: int, offset: int, ts_ms: 
 def gps_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) -> tuple:
     """A validated GPS event as a gps_points row."""
     return (
-        uuid.UUID(event["event_id"]),
-        parse_event_time(event["event_time"]),
+        event["event_id"],
+        _event_time(event),
         _text(event["device_id"], "device_id"),
         _text(event["vehicle_id"], "vehicle_id"),
         _text(event["route_id"], "route_id"),
