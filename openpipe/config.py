@@ -203,7 +203,6 @@ class MonitoringSettings(Section):
     dagster_port: Port = 3000
 
 
-
 class ViewerSettings(Section):
     """Limits the SQL viewer applies to every query it runs as the read-only role."""
 

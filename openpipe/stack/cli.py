@@ -1,0 +1,184 @@
+"""`openpipe`: start, stop and inspect the local stack (wrapped by the Makefile)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+
+from openpipe.config import ConfigError, Settings, load_settings
+from openpipe.stack import components, kafka, postgres
+from openpipe.stack.components import Component
+from openpipe.stack.process import STATE_DIR, StackError, port_open, wait_until
+
+
+class Progress:
+    """One live status line on a terminal; a line every few seconds otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.started = time.monotonic()
+        self.last_plain = 0.0
+
+    def wait(self, component: str, elapsed: float, detail: str) -> None:
+        total = time.monotonic() - self.started
+        line = f"[{total:5.1f}s] waiting for {component} ({elapsed:.0f}s): {detail}"
+        if self.tty:
+            sys.stdout.write("\r\033[K" + line[: shutil.get_terminal_size().columns - 1])
+            sys.stdout.flush()
+        elif time.monotonic() - self.last_plain > 5:
+            print(line, flush=True)
+            self.last_plain = time.monotonic()
+
+    def say(self, message: str) -> None:
+        total = time.monotonic() - self.started
+        if self.tty:
+            sys.stdout.write("\r\033[K")
+        print(f"[{total:5.1f}s] {message}", flush=True)
+
+
+def _launch(component: Component, settings: Settings, progress: Progress) -> None:
+    if not component.local(settings) or component.process.running():
+        return
+    host, port, setting = component.port(settings)
+    if port and port_open(host, port):
+        raise StackError(
+            f"{component.name}: port {port} on {host} is already taken by another program; "
+            f"stop that program or choose another port with {setting}."
+        )
+    progress.say(f"starting {component.name}")
+    component.start(settings)
+
+
+def _wait(component: Component, settings: Settings, progress: Progress) -> str:
+    try:
+        detail = wait_until(
+            lambda: component.ready(settings),
+            timeout_s=component.timeout_s,
+            alive=component.process.running if component.local(settings) else None,
+            on_wait=lambda elapsed, detail: progress.wait(component.name, elapsed, detail),
+        )
+    except StackError as exc:
+        where = (
+            f"; see its log: {component.process.log_file}\n--- last lines ---\n"
+            f"{component.process.log_tail()}"
+            if component.local(settings)
+            else f"; check the external service at {component.url(settings)}"
+        )
+        raise StackError(f"{component.name} did not become ready: {exc}{where}") from None
+    progress.say(f"{component.name} ready: {detail}")
+    return detail
+
+
+def up(settings: Settings) -> None:
+    """Start what is not running, in dependency order, and wait until each is ready."""
+    progress = Progress()
+    c = components
+    for component in (c.POSTGRES, c.KAFKA, c.FLINK_JOBMANAGER):
+        if component is not c.POSTGRES and not c.KAFKA.process.running():
+            progress.say("checking JVM jars (Maven downloads them on the first run)")
+        _launch(component, settings, progress)
+    if settings.database.manage_local:
+        wait_until(
+            lambda: postgres.accepting(settings),
+            timeout_s=c.POSTGRES.timeout_s,
+            alive=c.POSTGRES.process.running,
+            on_wait=lambda elapsed, detail: progress.wait("postgres", elapsed, detail),
+        )
+        postgres.bootstrap(settings)
+    _wait(c.POSTGRES, settings, progress)
+    for component in (c.DAGSTER_WEBSERVER, c.DAGSTER_DAEMON, c.SQL_VIEWER):
+        _launch(component, settings, progress)
+    _wait(c.FLINK_JOBMANAGER, settings, progress)
+    _launch(c.FLINK_TASKMANAGER, settings, progress)
+    _wait(c.KAFKA, settings, progress)
+    kafka.create_topics(settings)
+    for component in (c.FLINK_TASKMANAGER, c.DAGSTER_WEBSERVER, c.DAGSTER_DAEMON):
+        _wait(component, settings, progress)
+    if c.SQL_VIEWER.local(settings):
+        _wait(c.SQL_VIEWER, settings, progress)
+    progress.say("stack is up")
+    status(settings)
+
+
+def down(purge: bool) -> None:
+    """Stop every process we started (whole process groups); keep the data unless purge."""
+    for process in (*components.SUPERVISED, *(c.process for c in reversed(components.ALL))):
+        if process.stop():
+            print(f"stopped {process.name}", flush=True)
+    if purge and STATE_DIR.exists():
+        shutil.rmtree(STATE_DIR)
+        print(f"deleted {STATE_DIR}")
+
+
+def status(settings: Settings) -> bool:
+    """Print one line per component; True when all are up."""
+    all_up = True
+    rows = []
+    for component in components.ALL:
+        if component is components.SQL_VIEWER and not component.local(settings):
+            continue
+        ok, detail = component.ready(settings)
+        if ok and component.local(settings) and not component.process.running():
+            detail += " (not started by openpipe)"
+        all_up &= ok
+        rows.append((component.name, "up" if ok else "down", component.url(settings), detail))
+    width = max(len(r[2]) for r in rows)
+    for name, state, url, detail in rows:
+        print(f"{name:<18} {state:<5} {url:<{width}}  {detail}")
+    return all_up
+
+
+def logs(name: str, lines: int, follow: bool) -> None:
+    try:
+        process = components.by_name(name).process
+    except KeyError:
+        process = next((p for p in components.SUPERVISED if p.name == name), None)
+        if process is None:
+            names = [c.name for c in components.ALL] + [p.name for p in components.SUPERVISED]
+            raise StackError(
+                f"unknown component {name!r}; choose one of: {', '.join(names)}"
+            ) from None
+    if not process.log_file.exists():
+        raise StackError(f"{name} has no log yet ({process.log_file})")
+    os.execvp(
+        "tail", ["tail", "-n", str(lines), *(["-F"] if follow else []), str(process.log_file)]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="openpipe", description=__doc__)
+    parser.add_argument("--config", help="settings file (default: config/settings.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the local stack and wait until it is ready")
+    down_parser = sub.add_parser("down", help="stop the local stack, keeping its data")
+    down_parser.add_argument("--purge", action="store_true", help="also delete .openpipe/")
+    sub.add_parser("status", help="one line per component")
+    logs_parser = sub.add_parser("logs", help="tail a component's log")
+    logs_parser.add_argument("component")
+    logs_parser.add_argument("-n", "--lines", type=int, default=50)
+    logs_parser.add_argument("-f", "--follow", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "down":
+            down(args.purge)
+            return 0
+        if args.command == "logs":
+            logs(args.component, args.lines, args.follow)
+            return 0
+        settings = load_settings(args.config)
+        if args.command == "up":
+            up(settings)
+            return 0
+        return 0 if status(settings) else 1
+    except (StackError, ConfigError) as exc:
+        print(f"\nopenpipe {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Dagster: webserver and daemon with DAGSTER_HOME under .openpipe/dagster and storage in Postgres."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from openpipe.config import REPO_ROOT, Settings
+from openpipe.stack.process import STATE_DIR, ManagedProcess
+
+DAGSTER_HOME = STATE_DIR / "dagster"
+WEBSERVER = ManagedProcess("dagster-webserver")
+DAEMON = ManagedProcess("dagster-daemon")
+
+_DAEMON_HEALTH = """
+{ instance { daemonHealth { allDaemonStatuses { daemonType healthy lastHeartbeatTime } } } }
+"""
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """What the Dagster processes need: their home, and the DB connection that dagster.yaml reads."""
+    db = settings.database
+    return {
+        "DAGSTER_HOME": str(DAGSTER_HOME),
+        "OPENPIPE__DATABASE__HOST": db.host,
+        "OPENPIPE__DATABASE__PORT": str(db.port),
+        "OPENPIPE__DATABASE__DAGSTER_NAME": db.dagster_name,
+        "OPENPIPE__DATABASE__USER": db.user,
+        "OPENPIPE__DATABASE__PASSWORD": db.password,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def prepare() -> None:
+    DAGSTER_HOME.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def start_webserver(settings: Settings) -> None:
+    WEBSERVER.start(
+        [
+            _bin("dagster-webserver"),
+            "-h",
+            settings.monitoring.host,
+            "-p",
+            str(settings.monitoring.dagster_port),
+            "-w",
+            str(REPO_ROOT / "workspace.yaml"),
+        ],
+        env=environment(settings),
+    )
+
+
+def start_daemon(settings: Settings) -> None:
+    DAEMON.start(
+        [_bin("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+        env=environment(settings),
+    )
+
+
+def url(settings: Settings) -> str:
+    return f"http://{settings.monitoring.host}:{settings.monitoring.dagster_port}"
+
+
+def graphql(settings: Settings, query: str, variables: dict | None = None) -> dict:
+    response = httpx.post(
+        f"{url(settings)}/graphql", json={"query": query, "variables": variables or {}}, timeout=10
+    )
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def webserver_ready(settings: Settings) -> tuple[bool, str]:
+    try:
+        response = httpx.get(f"{url(settings)}/server_info", timeout=3)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        return False, f"webserver not answering ({type(exc).__name__})"
+    return True, f"dagster {response.json().get('dagster_version', '?')}"
+
+
+def daemon_heartbeat_age(settings: Settings) -> float | None:
+    """Seconds since the oldest daemon heartbeat, or None when a daemon has none yet."""
+    statuses = graphql(settings, _DAEMON_HEALTH)["instance"]["daemonHealth"]["allDaemonStatuses"]
+    beats = [s["lastHeartbeatTime"] for s in statuses]
+    if not beats or any(b is None for b in beats):
+        return None
+    return time.time() - min(beats)
+
+
+def daemon_ready(settings: Settings) -> tuple[bool, str]:
+    try:
+        age = daemon_heartbeat_age(settings)
+    except (httpx.HTTPError, KeyError, TypeError) as exc:
+        return False, f"daemon health unknown ({type(exc).__name__})"
+    if age is None:
+        return False, "waiting for the first daemon heartbeats"
+    if age > 60:
+        return False, f"last daemon heartbeat {age:.0f} s ago"
+    return True, f"daemon heartbeat {age:.0f} s ago"

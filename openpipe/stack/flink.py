@@ -1,0 +1,132 @@
+"""Flink: a standalone JobManager + TaskManager from the PyFlink distribution, conf under .openpipe/flink."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import yaml
+
+from openpipe.config import Settings
+from openpipe.stack.process import LOG_DIR, STATE_DIR, ManagedProcess, StackError
+
+FLINK_STATE = STATE_DIR / "flink"
+CONF_DIR = FLINK_STATE / "conf"
+CHECKPOINT_DIR = FLINK_STATE / "checkpoints"
+SAVEPOINT_DIR = FLINK_STATE / "savepoints"
+JOBMANAGER = ManagedProcess("flink-jobmanager")
+TASKMANAGER = ManagedProcess("flink-taskmanager")
+
+
+def flink_home() -> Path:
+    """The Flink distribution shipped inside the apache-flink (PyFlink) package."""
+    try:
+        import pyflink
+    except ImportError:
+        raise StackError("PyFlink is not installed; run `uv sync` first.") from None
+    home = Path(pyflink.__file__).parent
+    if not (home / "bin" / "jobmanager.sh").exists():
+        raise StackError(
+            f"the PyFlink package at {home} has no bin/ scripts; reinstall apache-flink."
+        )
+    return home
+
+
+def render_config(settings: Settings) -> dict:
+    """Flink's config.yaml: loopback only, memory and slots from settings, state under .openpipe/flink."""
+    f = settings.flink
+    host = settings.monitoring.host
+    default_conf = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text())
+    return {
+        "env": {"java": {"opts": {"all": default_conf["env"]["java"]["opts"]["all"]}}},
+        "jobmanager": {
+            "bind-host": host,
+            "rpc": {"address": host, "port": 6123},
+            "memory": {"process": {"size": f"{f.jobmanager_memory_mb}m"}},
+            "execution": {"failover-strategy": "region"},
+        },
+        "taskmanager": {
+            "bind-host": host,
+            "host": host,
+            "numberOfTaskSlots": f.task_slots,
+            "memory": {"process": {"size": f"{f.taskmanager_memory_mb}m"}},
+        },
+        "parallelism": {"default": f.parallelism},
+        "rest": {"address": host, "bind-address": host, "port": settings.monitoring.flink_port},
+        "state": {"backend": {"type": "hashmap"}},
+        "execution": {
+            "checkpointing": {
+                "dir": CHECKPOINT_DIR.resolve().as_uri(),
+                "savepoint-dir": SAVEPOINT_DIR.resolve().as_uri(),
+                "interval": f"{f.checkpoint_interval_s}s",
+            }
+        },
+        "restart-strategy": {
+            "type": "exponential-delay",
+        },
+        "python": {"executable": sys.executable, "client": {"executable": sys.executable}},
+    }
+
+
+def _env() -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    return {
+        "FLINK_CONF_DIR": str(CONF_DIR),
+        "FLINK_LOG_DIR": str(LOG_DIR / "flink"),
+        "FLINK_PID_DIR": str(FLINK_STATE / "pids"),
+        "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
+    }
+
+
+def prepare(settings: Settings) -> None:
+    for folder in (
+        CONF_DIR,
+        CHECKPOINT_DIR,
+        SAVEPOINT_DIR,
+        LOG_DIR / "flink",
+        FLINK_STATE / "pids",
+    ):
+        folder.mkdir(parents=True, exist_ok=True)
+    home = flink_home()
+    (CONF_DIR / "config.yaml").write_text(yaml.safe_dump(render_config(settings), sort_keys=False))
+    for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
+        (CONF_DIR / name).write_text((home / "conf" / name).read_text())
+
+
+def start_jobmanager() -> None:
+    JOBMANAGER.start([str(flink_home() / "bin" / "jobmanager.sh"), "start-foreground"], env=_env())
+
+
+def start_taskmanager() -> None:
+    TASKMANAGER.start(
+        [str(flink_home() / "bin" / "taskmanager.sh"), "start-foreground"], env=_env()
+    )
+
+
+def overview(settings: Settings) -> dict:
+    response = httpx.get(f"{settings.flink.rest_url}/overview", timeout=3)
+    response.raise_for_status()
+    return response.json()
+
+
+def jobmanager_ready(settings: Settings) -> tuple[bool, str]:
+    try:
+        info = overview(settings)
+    except httpx.HTTPError as exc:
+        return False, f"REST API at {settings.flink.rest_url} not answering ({type(exc).__name__})"
+    return True, f"Flink {info.get('flink-version', '?')}"
+
+
+def ready(settings: Settings) -> tuple[bool, str]:
+    try:
+        info = overview(settings)
+    except httpx.HTTPError as exc:
+        return False, f"REST API at {settings.flink.rest_url} not answering ({type(exc).__name__})"
+    if info.get("taskmanagers", 0) < 1:
+        return False, "no TaskManager registered yet"
+    return True, (
+        f"{info['taskmanagers']} TaskManager(s), {info['slots-available']}/{info['slots-total']} "
+        f"slots free, {info.get('jobs-running', 0)} job(s) running"
+    )

@@ -1,0 +1,178 @@
+"""Background processes of the local stack: own process group, pid file and log under .openpipe/."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from openpipe.config import REPO_ROOT
+
+STATE_DIR = Path(os.environ.get("OPENPIPE_HOME", REPO_ROOT / ".openpipe"))
+RUN_DIR = STATE_DIR / "run"
+LOG_DIR = STATE_DIR / "logs"
+
+
+class StackError(RuntimeError):
+    """A component could not be set up or started; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """One long-running process we start in its own process group."""
+
+    name: str
+
+    @property
+    def pid_file(self) -> Path:
+        return RUN_DIR / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return LOG_DIR / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """The pid if the process from our pid file is still alive."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        if _is_zombie(pid):
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+    ) -> int:
+        """Start argv detached in a new session; stdout and stderr go to the log file."""
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        full_env = {**os.environ, **(env or {})}
+        with self.log_file.open("ab") as log:
+            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name}\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen(
+                    list(argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=full_env,
+                    cwd=cwd or REPO_ROOT,
+                    start_new_session=True,
+                    user=user,
+                )
+            except FileNotFoundError as exc:
+                raise StackError(f"{self.name}: cannot run {argv[0]!r}: {exc.strerror}") from None
+        self.pid_file.write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def stop(self, timeout_s: float = 20.0) -> bool:
+        """SIGTERM the whole process group, then SIGKILL what is left; True if it was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.2)
+        if _group_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while _group_alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log yet)"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any non-zombie process is left in the process group."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def require_free_port(component: str, host: str, port: int, setting: str) -> None:
+    """Fail with one clear sentence when another program already listens on the port."""
+    if port_open(host, port):
+        raise StackError(
+            f"{component}: port {port} on {host} is already taken by another program; "
+            f"stop that program or choose another port with {setting}."
+        )
+
+
+def wait_until(
+    check: Callable[[], tuple[bool, str]],
+    *,
+    timeout_s: float,
+    alive: Callable[[], bool] | None = None,
+    on_wait: Callable[[float, str], None] | None = None,
+    interval_s: float = 0.5,
+) -> str:
+    """Poll check() until it reports ready; raise StackError on timeout or if the process dies."""
+    start = time.monotonic()
+    detail = "not checked yet"
+    while True:
+        ok, detail = check()
+        if ok:
+            return detail
+        elapsed = time.monotonic() - start
+        if alive is not None and not alive():
+            raise StackError(f"the process exited while starting ({detail})")
+        if elapsed > timeout_s:
+            raise StackError(f"not ready after {timeout_s:.0f} s ({detail})")
+        if on_wait:
+            on_wait(elapsed, detail)
+        time.sleep(interval_s)
