@@ -113,7 +113,7 @@ class QueryRunner:
             check=ConnectionPool.check_connection,
             reset=_reset,
             name="sql_viewer",
-            timeout=max(5.0, viewer.statement_timeout_ms / 1000 * 2),
+            timeout=max(3.0, viewer.statement_timeout_ms / 1000 * 2),
         )
 
     def open(self) -> None:

@@ -1,0 +1,102 @@
+"""Fixtures for the viewer's integration tests: the real database (and Kafka) from config.
+
+Test tables live in a schema of their own, created as the app role and dropped at the
+end, so these tests depend on no other component's tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import sql
+
+from openpipe.config import Settings, load_settings
+from sql_viewer.main import create_app
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Fixture:
+    schema: str
+    readings: str  # schema.table, as the API names it
+    devices: str
+    sequence: str
+    owner_pid: int
+
+
+def viewer_settings(**viewer: object) -> Settings:
+    """The configured settings with some viewer limits overridden."""
+    settings = load_settings()
+    return settings.model_copy(update={"viewer": settings.viewer.model_copy(update=viewer)})
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def owner(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A connection as the app role, which owns the test schema."""
+    try:
+        conn = psycopg.connect(settings.database.dsn(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"the database from config is not reachable ({exc}); run `make up`")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def fixture_tables(owner: psycopg.Connection, settings: Settings) -> Iterator[Fixture]:
+    schema = f"viewer_test_{os.getpid()}"
+    ident = sql.Identifier(schema)
+    reader = sql.Identifier(settings.database.reader_user)
+    statements = [
+        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident),
+        sql.SQL("CREATE SCHEMA {}").format(ident),
+        sql.SQL(
+            "CREATE TABLE {}.devices (device_id text PRIMARY KEY, patient_id text NOT NULL, "
+            "created_at timestamptz NOT NULL DEFAULT now(), updated_by text)"
+        ).format(ident),
+        sql.SQL(
+            "CREATE TABLE {}.readings (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "device_id text NOT NULL, event_time timestamptz NOT NULL, heart_rate_bpm "
+            "double precision, value numeric(8,2), created_at timestamptz DEFAULT now(), "
+            "updated_by text DEFAULT 'sink')"
+        ).format(ident),
+        sql.SQL(
+            "INSERT INTO {}.devices (device_id, patient_id, updated_by) "
+            "SELECT 'w-' || i, 'p-' || (i % 4), 'seed' FROM generate_series(1, 10) i"
+        ).format(ident),
+        sql.SQL(
+            "INSERT INTO {}.readings (device_id, event_time, heart_rate_bpm, value) "
+            "SELECT 'w-' || (1 + i % 10), timestamptz '2024-05-01 00:00Z' + i * interval '1 min',"
+            " 60 + (i % 40) + 0.5, (i % 97)::numeric / 3 FROM generate_series(1, 500) i"
+        ).format(ident),
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, reader),
+        sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(ident, reader),
+        sql.SQL("ANALYZE {}.readings").format(ident),
+    ]
+    for statement in statements:
+        owner.execute(statement)
+    yield Fixture(
+        schema=schema,
+        readings=f"{schema}.readings",
+        devices=f"{schema}.devices",
+        sequence=f"{schema}.readings_id_seq",
+        owner_pid=owner.info.backend_pid,
+    )
+    owner.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident))
+
+
+@pytest.fixture(scope="session")
+def client(fixture_tables: Fixture) -> Iterator[TestClient]:
+    """The viewer with the configured limits and no token."""
+    with TestClient(create_app(load_settings(), token="")) as test_client:
+        yield test_client
