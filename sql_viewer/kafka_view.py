@@ -48,6 +48,7 @@ class KafkaView:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "enable.partition.eof": False,
+            "allow.auto.create.topics": False,
             "socket.timeout.ms": int(self.timeout_s * 1000),
             "log_level": 3,
         }
