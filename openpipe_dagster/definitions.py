@@ -3,7 +3,9 @@
 import dagster as dg
 
 from openpipe_dagster import infrastructure
+from openpipe_dagster import sinks as sinks_domain
 
 defs = dg.Definitions.merge(
     infrastructure.defs,
+    sinks_domain.defs,
 )

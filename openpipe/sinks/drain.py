@@ -193,7 +193,7 @@ def drain_topic(
             kinds, duplicates = _run_chunks(
                 reader, writer, spec, settings, sink, topic, max_messages, deadline, result
             )
-            consumer.unassign()  # stops prefetching so the watermark query answers at once
+            consumer.pause(consumer.assignment())  # stop prefetching: watermarks answer at once
             result.rows_written = writer.rows_written
             result.duplicates_dropped = duplicates + writer.conflicts
             result.dead_letters = dict(kinds)
