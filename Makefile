@@ -1,0 +1,36 @@
+# Thin wrappers over the `openpipe` CLI (openpipe/stack/cli.py). See README.md.
+UV ?= uv
+RUN = $(UV) run --frozen
+
+.PHONY: sync up down purge status logs test test-unit bench lint format
+
+sync:
+	@$(UV) sync --frozen --quiet
+
+up: sync
+	@$(RUN) openpipe up
+
+down:
+	@$(RUN) openpipe down
+
+purge:
+	@$(RUN) openpipe down --purge
+
+status:
+	@$(RUN) openpipe status
+
+# The whole suite against the real services; brings the stack up when it is not up.
+test: up
+	@$(RUN) pytest
+
+test-unit: sync
+	@$(RUN) pytest -m "not integration"
+
+bench: up
+	@for bench in benchmarks/*_bench.py; do echo "== $$bench"; $(RUN) python $$bench || exit 1; done
+
+lint: sync
+	@$(RUN) ruff format --check . && $(RUN) ruff check .
+
+format: sync
+	@$(RUN) ruff format . && $(RUN) ruff check --fix .

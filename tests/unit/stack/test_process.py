@@ -1,0 +1,96 @@
+import os
+import socket
+import time
+
+import pytest
+
+from openpipe.stack import process as proc
+from openpipe.stack.process import ManagedProcess, StackError
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    monkeypatch.setattr(proc, "RUN_DIR", tmp_path / "run")
+    monkeypatch.setattr(proc, "LOG_DIR", tmp_path / "logs")
+    return tmp_path
+
+
+def _children_of_group(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                pids.append(int(entry))
+    return pids
+
+
+def test_start_writes_pid_and_log_and_stop_kills_whole_group(state):
+    managed = ManagedProcess("tree")
+    # A parent that ignores SIGTERM and two children: stop() must still leave nothing behind.
+    pid = managed.start(["sh", "-c", "trap '' TERM; sleep 300 & sleep 300 & echo started; wait"])
+    assert managed.pid() == pid
+    deadline = time.monotonic() + 5
+    while len(_children_of_group(pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_children_of_group(pid)) == 3
+    assert managed.stop(timeout_s=1)
+    assert _children_of_group(pid) == []
+    assert not managed.pid_file.exists()
+    assert "started" in managed.log_tail()
+    assert not managed.running()
+
+
+def test_stop_when_not_running_is_a_no_op(state):
+    managed = ManagedProcess("idle")
+    assert managed.stop() is False
+
+
+def test_stale_pid_file_is_not_running(state):
+    managed = ManagedProcess("stale")
+    managed.pid_file.parent.mkdir(parents=True)
+    dead = ManagedProcess("short")
+    pid = dead.start(["true"])
+    time.sleep(0.3)
+    managed.pid_file.write_text(f"{pid}\n")
+    assert managed.pid() is None
+
+
+def test_garbage_pid_file_is_not_running(state):
+    managed = ManagedProcess("garbage")
+    managed.pid_file.parent.mkdir(parents=True)
+    managed.pid_file.write_text("not a pid")
+    assert not managed.running()
+
+
+def test_missing_executable_is_a_stack_error(state):
+    with pytest.raises(StackError, match="cannot run 'no-such-binary-xyz'"):
+        ManagedProcess("missing").start(["no-such-binary-xyz"])
+
+
+def test_require_free_port_names_the_setting():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with pytest.raises(StackError, match=f"port {port} .* OPENPIPE__X__PORT"):
+            proc.require_free_port("thing", "127.0.0.1", port, "OPENPIPE__X__PORT")
+    proc.require_free_port("thing", "127.0.0.1", port, "OPENPIPE__X__PORT")
+
+
+def test_wait_until_times_out_with_the_last_detail():
+    with pytest.raises(StackError, match="not ready after 0 s .still booting."):
+        proc.wait_until(lambda: (False, "still booting"), timeout_s=0.2, interval_s=0.05)
+
+
+def test_wait_until_fails_fast_when_the_process_dies():
+    with pytest.raises(StackError, match="exited while starting"):
+        proc.wait_until(lambda: (False, "x"), timeout_s=30, alive=lambda: False)
+
+
+def test_wait_until_returns_detail_when_ready():
+    calls = iter([(False, "a"), (True, "ready now")])
+    assert proc.wait_until(lambda: next(calls), timeout_s=5, interval_s=0.01) == "ready now"

@@ -1,0 +1,65 @@
+import yaml
+
+from openpipe.config import load_settings
+from openpipe.stack import components, flink, jars, kafka, postgres
+from openpipe.stack.process import StackError
+
+
+def _props(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def test_kafka_properties_follow_settings():
+    settings = load_settings(
+        environ={
+            "OPENPIPE__KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+            "OPENPIPE__KAFKA__CONTROLLER_PORT": "19093",
+        }
+    )
+    props = _props(kafka.render_properties(settings))
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert props["process.roles"] == "broker,controller"
+    assert props["num.partitions"] == "3"
+    assert props["auto.create.topics.enable"] == "false"
+
+
+def test_flink_config_is_loopback_with_configured_slots_and_state_dirs():
+    settings = load_settings(environ={"OPENPIPE__FLINK__TASK_SLOTS": "4"})
+    conf = flink.render_config(settings)
+    assert conf["rest"]["port"] == settings.monitoring.flink_port
+    assert conf["rest"]["bind-address"] == "127.0.0.1"
+    assert conf["taskmanager"]["numberOfTaskSlots"] == 4
+    assert conf["execution"]["checkpointing"]["dir"].endswith(".openpipe/flink/checkpoints")
+    assert conf["execution"]["checkpointing"]["interval"] == "10s"
+    yaml.safe_dump(conf)
+
+
+def test_missing_postgres_binary_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(postgres.shutil, "which", lambda name: None)
+    monkeypatch.setattr(postgres.glob, "glob", lambda pattern: [])
+    try:
+        postgres.find_binary("initdb")
+    except StackError as exc:
+        assert "apt-get install -y postgresql" in str(exc)
+    else:
+        raise AssertionError("expected StackError")
+
+
+def test_missing_maven_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(jars, "STAMP", tmp_path / "stamp")
+    monkeypatch.setattr(jars.shutil, "which", lambda name: None)
+    try:
+        jars.fetch()
+    except StackError as exc:
+        assert "apt-get install -y maven" in str(exc)
+    else:
+        raise AssertionError("expected StackError")
+
+
+def test_components_have_unique_names_and_ports():
+    settings = load_settings()
+    names = [c.name for c in components.ALL]
+    assert len(names) == len(set(names))
+    ports = [c.port(settings)[1] for c in components.ALL if c.port(settings)[1]]
+    assert len(ports) == len(set(ports))
+    assert components.by_name("kafka") is components.KAFKA
