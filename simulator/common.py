@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from openpipe.events import SCHEMA_VERSION
+import orjson
 
 IST_OFFSET_HOURS = 5.5
 MS_PER_HOUR = 3_600_000
@@ -17,14 +17,26 @@ _UUID_SLOTS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 
 @dataclass(slots=True)
 class EventBatch:
-    """Events of one family in one time window, sorted by event time."""
+    """Encoded events of one family in one time window, sorted by event time."""
 
-    times_ms: list[int]
-    keys: list[str]
-    events: list[dict]
+    times_ms: Sequence[int]
+    keys: Sequence[str]
+    values: Sequence[bytes]
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self.values)
+
+    def event(self, i: int) -> dict:
+        """Event `i` decoded (for the few that faults rewrite)."""
+        return orjson.loads(self.values[i])
+
+
+def sort_positions(times_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable time order of events and, per event, its position in that order."""
+    order = np.argsort(times_ms, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return order, position
 
 
 def family_rng(seed: int, family: str, stream: str) -> np.random.Generator:
@@ -33,10 +45,8 @@ def family_rng(seed: int, family: str, stream: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words)))
 
 
-def uuid4_strings(rng: np.random.Generator, n: int) -> list[str]:
-    """`n` random version-4 UUIDs in canonical text form, drawn from `rng`."""
-    if n == 0:
-        return []
+def uuid4_strings(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` random version-4 UUIDs in canonical text form (a numpy str array), drawn from `rng`."""
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
@@ -45,26 +55,26 @@ def uuid4_strings(rng: np.random.Generator, n: int) -> list[str]:
     digits[:, 1::2] = _HEX[raw & 0x0F]
     text = np.full((n, 36), ord("-"), dtype=np.uint8)
     text[:, _UUID_SLOTS] = digits
-    return text.view("S36").ravel().astype("U36").tolist()
+    return text.view("S36").ravel().astype("U36")
 
 
-def event_times(times_ms: np.ndarray) -> list[str]:
-    """RFC 3339 UTC millisecond strings for an array of epoch milliseconds."""
-    stamps = np.asarray(times_ms, dtype=np.int64).astype("datetime64[ms]")
-    return np.datetime_as_string(stamps, unit="ms", timezone="UTC").tolist()
+def event_times(times_ms: np.ndarray) -> np.ndarray:
+    """RFC 3339 UTC millisecond strings (a numpy str array) for epoch milliseconds."""
+    t = np.asarray(times_ms, dtype=np.int64)
+    # Format each distinct second once, then append milliseconds digit by digit.
+    seconds, which = np.unique(t // 1000, return_inverse=True)
+    prefixes = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").astype("S19")
+    text = np.empty((len(t), 24), dtype=np.uint8)
+    text[:, :19] = prefixes.view(np.uint8).reshape(-1, 19)[which.ravel()]
+    ms = t % 1000
+    text[:, 19] = ord(".")
+    text[:, 20] = 48 + ms // 100
+    text[:, 21] = 48 + ms // 10 % 10
+    text[:, 22] = 48 + ms % 10
+    text[:, 23] = ord("Z")
+    return text.view("S24").ravel().astype("U24")
 
 
 def ist_hour(times_ms: np.ndarray | float) -> np.ndarray | float:
     """Hour of day (fractional) in India Standard Time, which drives meals and peaks."""
     return (np.asarray(times_ms, dtype=np.float64) / MS_PER_HOUR + IST_OFFSET_HOURS) % 24.0
-
-
-def envelope(event_id: str, event_time: str, device_type: str, device_id: str) -> dict:
-    """The common fields every event starts with, in contract order."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "event_id": event_id,
-        "event_time": event_time,
-        "device_type": device_type,
-        "device_id": device_id,
-    }

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 from openpipe.config import Settings
 from openpipe.events import FAMILIES
-from simulator.faults import FaultInjector, Message
+from simulator.faults import FaultInjector, Outgoing
 from simulator.gps import GpsFleet
 from simulator.restaurants import RestaurantFleet
 from simulator.wearables import WearableFleet
 
 MAX_DEVICES_PER_FAMILY = 1_000_000
+#: (family, topic, messages) for one window.
+Output = tuple[str, str, Outgoing]
 MAX_RATE_MULTIPLIER = 1000.0
 
 
@@ -54,21 +56,25 @@ class Simulation:
         for family in FAMILIES:
             self.fleets[family].rate_multiplier = rate_multiplier
 
-    def advance(self, t1_ms: int) -> list[tuple[str, str, list[Message]]]:
+    def advance(self, t1_ms: int) -> list[Output]:
         """Generate everything due in [now, t1_ms) as (family, topic, messages)."""
         with self._lock:
             out = []
             for family in FAMILIES:
                 batch = self.fleets[family].generate(self.now_ms, t1_ms)
-                messages = self.injectors[family].apply(batch, t1_ms)
-                out.append((family, self.topics[family], messages))
+                out.append(
+                    (family, self.topics[family], self.injectors[family].apply(batch, t1_ms))
+                )
             self.now_ms = max(self.now_ms, t1_ms)
             return out
 
-    def release_late(self) -> list[tuple[str, str, list[Message]]]:
+    def release_late(self) -> list[Output]:
         """All late messages still held back (at the end of a virtual run)."""
         with self._lock:
-            return [(f, self.topics[f], self.injectors[f].release()) for f in FAMILIES]
+            return [
+                (f, self.topics[f], Outgoing([], [], [], self.injectors[f].release()))
+                for f in FAMILIES
+            ]
 
     def state(self, family: str) -> FamilyState:
         """Device count and rate of one family."""

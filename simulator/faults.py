@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import repeat
+from operator import itemgetter
 
 import numpy as np
 import orjson
@@ -24,6 +27,35 @@ from simulator.common import EventBatch, family_rng
 #: One Kafka message: (key, value, timestamp in ms, fault kind or None).
 Message = tuple[str, bytes, int, str | None]
 RECENT_MESSAGES = 2048
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One window's messages: clean ones as parallel sequences, then the labelled ones."""
+
+    keys: Sequence[str]
+    values: Sequence[bytes]
+    times_ms: Sequence[int]
+    labelled: list[Message]
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.labelled)
+
+    def fault_counts(self) -> Counter[str]:
+        """Labelled messages by fault kind."""
+        return Counter(m[3] for m in self.labelled)
+
+    def messages(self) -> list[Message]:
+        """All messages in send order (clean first), as tuples."""
+        clean = zip(self.keys, self.values, self.times_ms, repeat(None), strict=False)
+        return [*clean, *self.labelled]
+
+
+def _take(items: Sequence, positions: list[int]) -> Sequence:
+    """items[p] for each p, fast (operator.itemgetter runs the loop in C)."""
+    if len(positions) > 1:
+        return itemgetter(*positions)(items)
+    return [items[p] for p in positions]
 
 
 class FaultInjector:
@@ -55,25 +87,34 @@ class FaultInjector:
         """Late messages waiting for release."""
         return len(self._held)
 
-    def apply(self, batch: EventBatch, until_ms: int) -> list[Message]:
+    def apply(self, batch: EventBatch, until_ms: int) -> Outgoing:
         """Messages for `batch` plus the late ones due before `until_ms`."""
-        dumps = orjson.dumps
-        values = [dumps(e) for e in batch.events]
-        messages: list[Message | None] = list(
-            zip(batch.keys, values, batch.times_ms, repeat(None), strict=False)
-        )
-        n = len(values)
-        faulty = np.flatnonzero(self._rng.random(n) < self.probability) if self.kinds else []
-        if len(faulty):
-            kinds = self._rng.choice(len(self.kinds), size=len(faulty), p=self._kind_p)
-            for i, k in zip(faulty.tolist(), kinds.tolist(), strict=True):
-                messages[i] = self._inject(self.kinds[k], i, batch, messages)
-            clean = [m for m in messages if m is not None and m[3] is None]
+        n = len(batch)
+        faulty = np.flatnonzero(self._rng.random(n) < self.probability) if self.kinds else ()
+        labelled: list[Message] = []
+        if not len(faulty):
+            out = Outgoing(batch.keys, batch.values, batch.times_ms, labelled)
         else:
-            clean = messages
-        self._recent.extend((m[0], m[1]) for m in clean[-RECENT_MESSAGES:])
-        out = [m for m in messages if m is not None] if len(faulty) else messages
-        return out + self.release(until_ms)
+            kinds = self._rng.choice(len(self.kinds), size=len(faulty), p=self._kind_p)
+            drawn = set(faulty.tolist())
+            keep = np.ones(n, dtype=bool)
+            for i, k in zip(faulty.tolist(), kinds.tolist(), strict=True):
+                message = self._inject(self.kinds[k], i, batch, drawn)
+                if message is not batch:
+                    keep[i] = False
+                    if message is not None:
+                        labelled.append(message)
+            kept = np.flatnonzero(keep).tolist()
+            out = Outgoing(
+                _take(batch.keys, kept),
+                _take(batch.values, kept),
+                _take(batch.times_ms, kept),
+                labelled,
+            )
+        tail = slice(-RECENT_MESSAGES, None)
+        self._recent.extend(zip(out.keys[tail], out.values[tail], strict=True))
+        labelled += self.release(until_ms)
+        return out
 
     def release(self, until_ms: int | None = None) -> list[Message]:
         """Late messages whose hold ends before `until_ms` (all of them when None)."""
@@ -84,35 +125,33 @@ class FaultInjector:
             out.append((key, value, when, "late"))
         return out
 
-    def _inject(
-        self, kind: str, i: int, batch: EventBatch, messages: list[Message | None]
-    ) -> Message | None:
-        key, t = batch.keys[i], batch.times_ms[i]
+    def _inject(self, kind: str, i: int, batch: EventBatch, drawn: set[int]):
+        """The labelled message for event `i`; None when held back; `batch` to send it clean."""
+        key, t, value = batch.keys[i], batch.times_ms[i], batch.values[i]
         if kind == "duplicate":
-            earlier = self._earlier(i, messages)
-            if earlier is None:  # nothing sent yet to repeat: send the event clean
-                return messages[i]
+            earlier = self._earlier(i, batch, drawn)
+            if earlier is None:  # nothing was sent yet that could be repeated
+                return batch
             return (earlier[0], earlier[1], t, kind)
         if kind == "late":
-            event = batch.events[i]
-            window = self._window_ms.get(event.get("metric"), self._window_ms["heart_rate"])
+            metric = batch.event(i).get("metric") if self.family == "wearables" else None
+            window = self._window_ms.get(metric, self._window_ms["heart_rate"])
             hold = self._late_base_ms + window + self._py.randint(5_000, 30_000)
             self._held_seq += 1
-            heapq.heappush(self._held, (t + hold, self._held_seq, key, messages[i][1]))
+            heapq.heappush(self._held, (t + hold, self._held_seq, key, value))
             return None
         if kind == "malformed_json":
-            value = messages[i][1]
             return (key, value[: self._py.randint(1, len(value) - 1)], t, kind)
-        event = dict(batch.events[i])
+        event = batch.event(i)
         getattr(self, f"_{kind}")(event, t)
         return (key, orjson.dumps(event), t, kind)
 
-    def _earlier(self, i: int, messages: list[Message | None]) -> tuple[str, bytes] | None:
+    def _earlier(self, i: int, batch: EventBatch, drawn: set[int]) -> tuple[str, bytes] | None:
         if self._recent:
             return self._recent[self._py.randrange(len(self._recent))]
-        for m in messages[:i]:
-            if m is not None and m[3] is None:
-                return m[0], m[1]
+        for j in range(i - 1, -1, -1):
+            if j not in drawn:
+                return batch.keys[j], batch.values[j]
         return None
 
     def _fields(self, event: dict) -> list[str]:

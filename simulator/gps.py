@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from openpipe.config import GpsDevices, GpsRoute
-from simulator.common import EventBatch, envelope, event_times, family_rng, uuid4_strings
+from openpipe.events import SCHEMA_VERSION
+from simulator.common import EventBatch, event_times, family_rng, uuid4_strings
 
 EARTH_RADIUS_M = 6_371_008.8
 # sigma per axis = accuracy / 1.51 gives P(horizontal error <= accuracy) = 0.68.
@@ -101,6 +103,8 @@ class GpsFleet:
         self._rng = family_rng(seed, self.family, "model")
         self._id_rng = family_rng(seed, self.family, "ids")
         self.routes = [RouteGeometry.from_config(name, r) for name, r in routes.items()]
+        self._route_names = np.array([r.route_id for r in self.routes])
+        self._route_cities = np.array([r.city for r in self.routes])
         self.rate_multiplier = 1.0
         self._state: dict[str, np.ndarray] = {}
         self.device_ids: list[str] = []
@@ -148,12 +152,16 @@ class GpsFleet:
         self.device_ids += [f"gps-{i:05d}" for i in numbers]
         self.vehicle_ids += [f"veh-{i:05d}" for i in numbers]
         self._next_number += n
+        self._device_array = np.array(self.device_ids)
+        self._vehicle_array = np.array(self.vehicle_ids)
 
     def remove(self, n: int) -> None:
         """Retire the `n` most recently added vehicles."""
         keep = max(0, self.count - n)
         self._state = {k: v[:keep] for k, v in self._state.items()}
         del self.device_ids[keep:], self.vehicle_ids[keep:]
+        self._device_array = self._device_array[:keep]
+        self._vehicle_array = self._vehicle_array[:keep]
 
     def _targets(self, regime: np.ndarray) -> np.ndarray:
         low = np.array([r[0] for r in REGIMES])[regime]
@@ -250,27 +258,41 @@ class GpsFleet:
             for k in fixes:
                 fixes[k][now] = moved[k]
             remaining = np.setdiff1d(remaining, now, assume_unique=True)
-        lat, lon = np.round(fixes["lat"], 6).tolist(), np.round(fixes["lon"], 6).tolist()
-        speed = np.round(fixes["speed_kmh"], 1).tolist()
-        heading = (np.round(fixes["heading_deg"], 1) % 360.0).tolist()
-        accuracy = np.round(fixes["accuracy_m"], 1).tolist()
-        route_of = self._state["route"][idx].tolist()
-        idx_l = idx.tolist()
-        ids = uuid4_strings(self._id_rng, len(idx_l))
-        stamps = event_times(times)
-        routes, dev, veh = self.routes, self.device_ids, self.vehicle_ids
-        events = [
-            {
-                **envelope(ids[j], stamps[j], "gps_tracker", dev[i]),
-                "vehicle_id": veh[i],
-                "route_id": routes[route_of[j]].route_id,
-                "city": routes[route_of[j]].city,
-                "lat": lat[j],
-                "lon": lon[j],
-                "speed_kmh": speed[j],
-                "heading_deg": heading[j],
-                "accuracy_m": accuracy[j],
-            }
-            for j, i in enumerate(idx_l)
+        routes = self._state["route"][idx]
+        ids = uuid4_strings(self._id_rng, len(idx)).tolist()
+        dev = self._device_array[idx].tolist()
+        dumps = orjson.dumps
+        values = [
+            dumps(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "event_id": e,
+                    "event_time": t,
+                    "device_type": "gps_tracker",
+                    "device_id": d,
+                    "vehicle_id": v,
+                    "route_id": r,
+                    "city": c,
+                    "lat": la,
+                    "lon": lo,
+                    "speed_kmh": sp,
+                    "heading_deg": hd,
+                    "accuracy_m": ac,
+                }
+            )
+            for e, t, d, v, r, c, la, lo, sp, hd, ac in zip(
+                ids,
+                event_times(times).tolist(),
+                dev,
+                self._vehicle_array[idx].tolist(),
+                self._route_names[routes].tolist(),
+                self._route_cities[routes].tolist(),
+                np.round(fixes["lat"], 6).tolist(),
+                np.round(fixes["lon"], 6).tolist(),
+                np.round(fixes["speed_kmh"], 1).tolist(),
+                (np.round(fixes["heading_deg"], 1) % 360.0).tolist(),
+                np.round(fixes["accuracy_m"], 1).tolist(),
+                strict=True,
+            )
         ]
-        return EventBatch(times.tolist(), [dev[i] for i in idx_l], events)
+        return EventBatch(times.tolist(), dev, values)

@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException, Producer
 
 from openpipe.config import Settings
 from openpipe.events import FAULT_HEADER
-from simulator.faults import Message
+from simulator.faults import Outgoing
 from simulator.stats import SimulatorStats
 
 log = logging.getLogger(__name__)
@@ -76,26 +76,35 @@ class KafkaSink:
         latencies, self._latencies = self._latencies, []
         stats.observe_latencies(latencies)
 
-    def send(self, family: str, topic: str, messages: list[Message]) -> None:
-        """Produce `messages`; on a full local queue wait for deliveries and retry."""
+    def send(self, family: str, topic: str, outgoing: Outgoing) -> None:
+        """Produce a window's messages; on a full local queue wait for deliveries and retry."""
         producer = self._producer
         produce, poll, on_delivery = producer.produce, producer.poll, self._on_delivery
-        headers = self._headers
-        for key, value, ts, fault in messages:
-            hdr = None
-            if fault is not None:
-                hdr = headers.get(fault) or headers.setdefault(
-                    fault, [(FAULT_HEADER, fault.encode())]
-                )
-            while True:
-                try:
-                    produce(topic, value, key, on_delivery=on_delivery, timestamp=ts, headers=hdr)
-                    break
-                except BufferError:
-                    self._stats.buffer_full += 1
-                    poll(0.05)
+        for key, value, ts in zip(outgoing.keys, outgoing.values, outgoing.times_ms, strict=True):
+            try:
+                produce(topic, value, key, on_delivery=on_delivery, timestamp=ts)
+            except BufferError:
+                self._produce_when_room(topic, value, key, ts, None)
+            poll(0)
+        for key, value, ts, fault in outgoing.labelled:
+            headers = self._headers.get(fault)
+            if headers is None:
+                headers = self._headers[fault] = [(FAULT_HEADER, fault.encode())]
+            self._produce_when_room(topic, value, key, ts, headers)
             poll(0)
         self._fold_reports()
+
+    def _produce_when_room(self, topic, value, key, ts, headers) -> None:
+        """Produce, serving delivery reports while librdkafka's queue is full (back-pressure)."""
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value, key, on_delivery=self._on_delivery, timestamp=ts, headers=headers
+                )
+                return
+            except BufferError:
+                self._stats.buffer_full += 1
+                self._producer.poll(0.05)
 
     def wait(self, seconds: float) -> None:
         """Serve delivery reports for up to `seconds` (the real-time loop's sleep)."""
@@ -168,11 +177,11 @@ class DryRunSink:
         self._out = out
         self._headers = {None: b"{}"}
 
-    def send(self, family: str, topic: str, messages: list[Message]) -> None:
-        """Write `messages`; the value is the event object, or its raw text when malformed."""
+    def send(self, family: str, topic: str, outgoing: Outgoing) -> None:
+        """Write a window's messages; the value is the event object, or raw text if malformed."""
         write, dumps, headers = self._out.write, orjson.dumps, self._headers
         topic_json = dumps(topic)
-        for key, value, _ts, fault in messages:
+        for key, value, _ts, fault in outgoing.messages():
             hdr = headers.get(fault)
             if hdr is None:
                 hdr = headers[fault] = dumps({FAULT_HEADER: fault})
@@ -181,7 +190,7 @@ class DryRunSink:
                 b'{"topic":%s,"key":%s,"headers":%s,"value":%s}\n'
                 % (topic_json, dumps(key), hdr, body)
             )
-        self._stats.delivered[family] += len(messages)
+        self._stats.delivered[family] += len(outgoing)
 
     def wait(self, seconds: float) -> None:
         """Sleep (there are no delivery reports to serve)."""

@@ -14,12 +14,13 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from openpipe.config import RestaurantDevices
+from openpipe.events import SCHEMA_VERSION
 from simulator.common import (
     IST_OFFSET_HOURS,
     EventBatch,
-    envelope,
     event_times,
     family_rng,
     uuid4_strings,
@@ -264,10 +265,20 @@ class RestaurantFleet:
             times.append(when)
             owners.append(restaurant)
             bodies.append(self._event(order))
-        ids = uuid4_strings(self._id_rng, len(times))
-        stamps = event_times(np.array(times, dtype=np.int64))
-        events = [
-            {**envelope(eid, ts, self.device_type, self.device_ids[r]), **body}
-            for eid, ts, r, body in zip(ids, stamps, owners, bodies, strict=True)
+        ids = uuid4_strings(self._id_rng, len(times)).tolist()
+        stamps = event_times(np.array(times, dtype=np.int64)).tolist()
+        keys = [self.device_ids[r] for r in owners]
+        values = [
+            orjson.dumps(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "event_id": eid,
+                    "event_time": ts,
+                    "device_type": "restaurant_pos",
+                    "device_id": key,
+                    **body,
+                }
+            )
+            for eid, ts, key, body in zip(ids, stamps, keys, bodies, strict=True)
         ]
-        return EventBatch(times, [self.device_ids[r] for r in owners], events)
+        return EventBatch(times, keys, values)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from openpipe.events import FAMILIES
-from simulator.engine import Simulation
-from simulator.faults import Message
+from simulator.engine import Output, Simulation
+from simulator.faults import Outgoing
 from simulator.stats import SimulatorStats
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ VIRTUAL_TICK_MS = 1000
 
 
 class Sink(Protocol):
-    def send(self, family: str, topic: str, messages: list[Message]) -> None: ...
+    def send(self, family: str, topic: str, outgoing: Outgoing) -> None: ...
     def wait(self, seconds: float) -> None: ...
     def close(self, timeout: float = 30.0) -> int: ...
 
@@ -43,15 +43,15 @@ def now_ms() -> int:
 
 
 def _emit(
-    batches: list[tuple[str, str, list[Message]]],
+    batches: list[Output],
     sink: Sink,
     stats: SimulatorStats,
     sim: Simulation,
 ) -> None:
-    for family, topic, messages in batches:
-        if messages:
-            sink.send(family, topic, messages)
-            stats.count_batch(family, (m[3] for m in messages), len(messages))
+    for family, topic, outgoing in batches:
+        if len(outgoing):
+            sink.send(family, topic, outgoing)
+            stats.count_batch(family, outgoing.fault_counts(), len(outgoing))
     for family in FAMILIES:
         state = sim.fleets[family]
         stats.devices[family] = state.count

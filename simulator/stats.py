@@ -10,7 +10,7 @@ import itertools
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -47,12 +47,11 @@ class SimulatorStats:
         self._history: deque[dict] = deque(maxlen=HISTORY_POINTS)
         self._lock = threading.Lock()
 
-    def count_batch(self, family: str, faults: Iterable[str | None], n: int) -> None:
-        """Record `n` messages handed to the producer and their fault labels."""
+    def count_batch(self, family: str, faults: Mapping[str, int], n: int) -> None:
+        """Record `n` messages handed to the producer, `faults[kind]` of them faulty."""
         self.produced[family] += n
-        for kind in faults:
-            if kind is not None:
-                self.faults[family, kind] += 1
+        for kind, count in faults.items():
+            self.faults[family, kind] += count
 
     def observe_latencies(self, seconds: list[float]) -> None:
         """Fold a batch of produce-to-ack latencies into the histogram."""

@@ -9,17 +9,20 @@ cross the alert thresholds for real reasons.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
+import orjson
 
 from openpipe.config import PERSONAS, WearableDevices
+from openpipe.events import SCHEMA_VERSION
 from simulator.common import (
     MS_PER_HOUR,
     EventBatch,
-    envelope,
     event_times,
     family_rng,
     ist_hour,
+    sort_positions,
     uuid4_strings,
 )
 
@@ -171,12 +174,16 @@ class WearableFleet:
         self.device_ids += [f"wear-{i:06d}" for i in numbers]
         self.patient_ids += [f"patient-{i:06d}" for i in numbers]
         self._next_number += n
+        self._device_array = np.array(self.device_ids)
+        self._patient_array = np.array(self.patient_ids)
 
     def remove(self, n: int) -> None:
         """Retire the `n` most recently added devices."""
         keep = max(0, self.count - n)
         self._state = {k: v[:keep] for k, v in self._state.items()}
         del self.device_ids[keep:], self.patient_ids[keep:]
+        self._device_array = self._device_array[:keep]
+        self._patient_array = self._patient_array[:keep]
 
     def _meal_rises(self, persona: np.ndarray) -> np.ndarray:
         low = np.array([p.meal_rise[0] for p in self._profiles])[persona]
@@ -277,39 +284,94 @@ class WearableFleet:
         return np.clip(level + rng.normal(0, 4.0, len(idx)), *GLUCOSE_CLAMP)
 
     def generate(self, t0_ms: int, t1_ms: int) -> EventBatch:
-        """Readings with event time in [t0_ms, t1_ms), sorted by time."""
+        """Readings with event time before `t1_ms`, encoded, sorted by time."""
         self._advance_episodes(t1_ms)
         idx_hr, t_hr = self._due("heart_rate", t1_ms)
         idx_bp, t_bp = self._due("blood_pressure", t1_ms)
         idx_bs, t_bs = self._due("blood_sugar", t1_ms)
-        hr = np.round(self.heart_rate(idx_hr, t_hr), 1).tolist()
-        systolic, diastolic = self.blood_pressure(idx_bp, t_bp)
-        sys_l, dia_l = np.round(systolic).tolist(), np.round(diastolic).tolist()
-        glu = np.round(self.glucose(idx_bs, t_bs), 1).tolist()
-        fields = (
-            [{"metric": "heart_rate", "heart_rate_bpm": v} for v in hr]
-            + [
-                {"metric": "blood_pressure", "systolic_mmhg": a, "diastolic_mmhg": b}
-                for a, b in zip(sys_l, dia_l, strict=True)
-            ]
-            + [{"metric": "blood_sugar", "glucose_mg_dl": v} for v in glu]
-        )
         idx = np.concatenate([idx_hr, idx_bp, idx_bs])
         times = np.concatenate([t_hr, t_bp, t_bs])
-        order = np.argsort(times, kind="stable")
-        idx, times = idx[order].tolist(), times[order]
-        ids = uuid4_strings(self._id_rng, len(idx))
+        order, position = sort_positions(times)
+        # ids are drawn in time order, so they do not depend on how metrics are grouped
+        ids = uuid4_strings(self._id_rng, len(idx))[position]
         stamps = event_times(times)
-        dev, pat = self.device_ids, self.patient_ids
-        events = [
-            {
-                **envelope(eid, ts, "wearable", dev[i]),
-                "patient_id": pat[i],
-                **fields[j],
-            }
-            for eid, ts, i, j in zip(ids, stamps, idx, order.tolist(), strict=True)
+        dev, pat = self._device_array[idx], self._patient_array[idx]
+        a, b = len(idx_hr), len(idx_hr) + len(idx_bp)
+        dumps = orjson.dumps
+        hr = np.round(self.heart_rate(idx_hr, t_hr), 1).tolist()
+        values = [
+            dumps(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "event_id": e,
+                    "event_time": t,
+                    "device_type": "wearable",
+                    "device_id": d,
+                    "patient_id": p,
+                    "metric": "heart_rate",
+                    "heart_rate_bpm": v,
+                }
+            )
+            for e, t, d, p, v in zip(
+                ids[:a].tolist(),
+                stamps[:a].tolist(),
+                dev[:a].tolist(),
+                pat[:a].tolist(),
+                hr,
+                strict=True,
+            )
         ]
-        return EventBatch(times.tolist(), [dev[i] for i in idx], events)
+        systolic, diastolic = self.blood_pressure(idx_bp, t_bp)
+        values += [
+            dumps(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "event_id": e,
+                    "event_time": t,
+                    "device_type": "wearable",
+                    "device_id": d,
+                    "patient_id": p,
+                    "metric": "blood_pressure",
+                    "systolic_mmhg": v,
+                    "diastolic_mmhg": w,
+                }
+            )
+            for e, t, d, p, v, w in zip(
+                ids[a:b].tolist(),
+                stamps[a:b].tolist(),
+                dev[a:b].tolist(),
+                pat[a:b].tolist(),
+                np.round(systolic).tolist(),
+                np.round(diastolic).tolist(),
+                strict=True,
+            )
+        ]
+        glucose = np.round(self.glucose(idx_bs, t_bs), 1).tolist()
+        values += [
+            dumps(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "event_id": e,
+                    "event_time": t,
+                    "device_type": "wearable",
+                    "device_id": d,
+                    "patient_id": p,
+                    "metric": "blood_sugar",
+                    "glucose_mg_dl": v,
+                }
+            )
+            for e, t, d, p, v in zip(
+                ids[b:].tolist(),
+                stamps[b:].tolist(),
+                dev[b:].tolist(),
+                pat[b:].tolist(),
+                glucose,
+                strict=True,
+            )
+        ]
+        ordered = order.tolist()
+        in_order = itemgetter(*ordered)(values) if len(ordered) > 1 else values
+        return EventBatch(times[order].tolist(), dev[order].tolist(), in_order)
 
 
 _EPISODES = {
