@@ -20,7 +20,8 @@ def _children_of_group(pgid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
             except FileNotFoundError:
                 continue
             if int(fields[2]) == pgid and fields[0] != "Z":
@@ -82,7 +83,7 @@ def test_require_free_port_names_the_setting():
 
 
 def test_wait_until_times_out_with_the_last_detail():
-    with pytest.raises(StackError, match="not ready after 0 s .still booting."):
+    with pytest.raises(StackError, match=r"not ready after 0 s \(still booting\)"):
         proc.wait_until(lambda: (False, "still booting"), timeout_s=0.2, interval_s=0.05)
 
 
