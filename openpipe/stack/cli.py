@@ -8,10 +8,13 @@ import shutil
 import sys
 import time
 
+import psycopg
+from confluent_kafka import KafkaException
+
 from openpipe.config import ConfigError, Settings, load_settings
 from openpipe.stack import components, kafka, postgres
 from openpipe.stack.components import Component
-from openpipe.stack.process import STATE_DIR, StackError, port_open, wait_until
+from openpipe.stack.process import STATE_DIR, StackError, require_free_port, wait_until
 
 
 class Progress:
@@ -43,11 +46,8 @@ def _launch(component: Component, settings: Settings, progress: Progress) -> Non
     if not component.local(settings) or component.process.running():
         return
     host, port, setting = component.port(settings)
-    if port and port_open(host, port):
-        raise StackError(
-            f"{component.name}: port {port} on {host} is already taken by another program; "
-            f"stop that program or choose another port with {setting}."
-        )
+    if port:
+        require_free_port(component.name, host, port, setting)
     progress.say(f"starting {component.name}")
     component.start(settings)
 
@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if status(settings) else 1
     except (StackError, ConfigError) as exc:
         print(f"\nopenpipe {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (psycopg.Error, KafkaException) as exc:
+        print(f"\nopenpipe {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
