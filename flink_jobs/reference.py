@@ -1,0 +1,103 @@
+"""A plain-Python model of the health-window job and crafted events, to check exact results.
+
+`expected_outputs` judges each message with `openpipe.events.EventValidator`, dedupes by event_id per
+window and applies the same window and alert rules, but knows nothing about watermarks:
+feed it streams without late events (or drop those yourself) and compare sets of rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from flink_jobs.health_sql import windowed_metrics
+from openpipe.config import Settings
+from openpipe.events import EventValidator, parse_event_time
+
+
+def iso(epoch_ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, as producers write event_time and the job writes windows."""
+    moment = datetime.fromtimestamp(epoch_ms // 1000, tz=UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{epoch_ms % 1000:03d}Z"
+
+
+def wearable_event(
+    device: str, metric: str, event_ms: int, *, event_id: str | None = None, **fields: object
+) -> dict:
+    """A wearable event (valid unless the caller breaks it); measurements as keywords."""
+    return {
+        "schema_version": 1,
+        "event_id": event_id or str(uuid.uuid4()),
+        "event_time": iso(event_ms),
+        "device_type": "wearable",
+        "device_id": device,
+        "patient_id": f"patient-{device}",
+        "metric": metric,
+        **fields,
+    }
+
+
+def severity(settings: Settings, observed: float, threshold: float) -> str:
+    """The alert severity for a window average, by its ratio to the threshold."""
+    f = settings.flink
+    # A ratio, not threshold * factor: 100 * 1.1 is 110.00000000000001 in floating point.
+    if observed / threshold >= f.severity_critical_ratio:
+        return "critical"
+    if observed / threshold >= f.severity_high_ratio:
+        return "high"
+    return "warning"
+
+
+def expected_outputs(
+    settings: Settings, messages: Iterable[tuple[bytes | None, int]]
+) -> dict[str, set[tuple]]:
+    """Rows of health_metrics_1min / _10min / health_alerts for (value, kafka_ts_ms) pairs.
+
+    Metric rows are (window_start, window_end, device_id, patient_id, metric, count, avg,
+    min, max) and alert rows (alert_time, window_start, window_end, device_id, patient_id,
+    alert_type, observed_value, threshold, severity), times as RFC 3339 strings.
+    """
+    validator = EventValidator(settings)
+    rules = windowed_metrics(settings)
+    # (metric, window_start_ms, device_id) -> event_id -> (patient_id, value)
+    windows: dict[tuple[str, int, str], dict[str, tuple[str, float]]] = defaultdict(dict)
+    for value, kafka_ms in messages:
+        verdict = validator.validate("wearables", value, kafka_ms)
+        if not verdict.ok:
+            continue
+        event = verdict.event
+        event_ms = int(parse_event_time(event["event_time"]).timestamp() * 1000)
+        for rule in rules:
+            if rule.event_metric != event["metric"]:
+                continue
+            size_ms = rule.window_s * 1000
+            start = event_ms - event_ms % size_ms
+            key = (rule.metric, start, event["device_id"])
+            windows[key].setdefault(event["event_id"], (event["patient_id"], event[rule.field]))
+    out: dict[str, set[tuple]] = {"metrics_1min": set(), "metrics_10min": set(), "alerts": set()}
+    by_metric = {rule.metric: rule for rule in rules}
+    for (metric, start, device), readings in windows.items():
+        rule = by_metric[metric]
+        values = [float(v) for _, v in readings.values()]
+        patient = max(p for p, _ in readings.values())
+        avg = sum(values) / len(values)
+        window = (iso(start), iso(start + rule.window_s * 1000))
+        row = (*window, device, patient, metric, len(values), avg, min(values), max(values))
+        out["metrics_10min" if metric == "blood_sugar" else "metrics_1min"].add(row)
+        breached = avg > rule.threshold if rule.strict else avg >= rule.threshold
+        if breached:
+            out["alerts"].add(
+                (
+                    window[1],
+                    *window,
+                    device,
+                    patient,
+                    rule.alert_type,
+                    avg,
+                    float(rule.threshold),
+                    severity(settings, avg, rule.threshold),
+                )
+            )
+    return out

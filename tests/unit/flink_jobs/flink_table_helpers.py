@@ -1,0 +1,62 @@
+"""Helpers for bounded tests of the health-window job: messages, table envs, collecting rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from pyflink.table import DataTypes, EnvironmentSettings, Table, TableEnvironment
+from pyflink.table.expressions import call_sql
+
+from flink_jobs import health_sql, health_windows
+from openpipe.config import Settings
+
+#: Start of the first test window (epoch ms, a multiple of ten minutes).
+T0_MS = int(datetime(2025, 3, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
+
+
+def ms(seconds: float) -> int:
+    """T0 plus a number of seconds, in epoch milliseconds."""
+    return T0_MS + int(seconds * 1000)
+
+
+def encode(event: dict | bytes | None) -> bytes | None:
+    """The Kafka value of an event: dicts as JSON, bytes and None as they are."""
+    return orjson.dumps(event) if isinstance(event, dict) else event
+
+
+def source_row(value: bytes | None, kafka_ms: int) -> tuple[str | None, datetime]:
+    """A (payload, kafka_ts) row as the raw-format Kafka source yields it (UTF-8 decoded)."""
+    payload = None if value is None else value.decode("utf-8", errors="replace")
+    return payload, datetime.fromtimestamp(kafka_ms / 1000, tz=UTC)
+
+
+def batch_env(settings: Settings) -> TableEnvironment:
+    """A bounded (batch) table environment on a one-slot local mini-cluster."""
+    t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
+    t_env.get_config().set("parallelism.default", "1")
+    health_windows.configure(t_env, settings)
+    return t_env
+
+
+def values_source(t_env: TableEnvironment, messages: list[tuple[bytes | None, int]]) -> Table:
+    """Source rows from values, with the job's own event-time column expression."""
+    schema = DataTypes.ROW(
+        [
+            DataTypes.FIELD("payload", DataTypes.STRING()),
+            DataTypes.FIELD("kafka_ts", DataTypes.TIMESTAMP_LTZ(3)),
+        ]
+    )
+    table = t_env.from_elements([source_row(v, k) for v, k in messages], schema)
+    return table.add_columns(call_sql(health_sql.event_time_column()).alias("event_ts"))
+
+
+def rounded(row: tuple) -> tuple:
+    """Floats rounded to 6 places, so averages summed in any order compare equal."""
+    return tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+
+
+def collect(table: Table) -> set[tuple]:
+    """All rows of a bounded table as a set of rounded tuples (order does not matter)."""
+    with table.execute().collect() as results:
+        return {rounded(tuple(row)) for row in results}

@@ -1,0 +1,107 @@
+"""Streaming-mode test of the job's watermark, from a bounded file source read in order.
+
+The source is a JSON-lines file with the job's own event-time column and watermark
+expression, on one slot, with a watermark emitted after every record, so lateness is
+decided exactly as the rows are ordered in the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from flink_table_helpers import encode, ms, rounded, source_row
+from pyflink.table import EnvironmentSettings, TableEnvironment
+
+from flink_jobs import health_sql, health_windows
+from flink_jobs.reference import iso, wearable_event
+
+
+def _hr(seconds: float, bpm: float) -> dict:
+    return wearable_event("wm", "heart_rate", ms(seconds), heart_rate_bpm=bpm)
+
+
+# (event, kafka send time in seconds after T0), in the order they are read.
+STREAM = [
+    (_hr(10, 60), 10),
+    (_hr(20, 70), 20),
+    (_hr(65, 80), 65),  # watermark 55: window [0, 60) still open
+    (_hr(50, 90), 66),  # out of order but within the watermark delay: included
+    (_hr(75, 100), 75),  # watermark 65: window [0, 60) fires
+    (_hr(58, 110), 76),  # later than the watermark: excluded
+    (_hr(3600, 120), 77),  # an hour ahead of its send time: invalid, must not move time
+    (_hr(80, 130), 80),  # still on time for [60, 120)
+    (_hr(290, 140), 90),  # 200 s ahead (allowed); moves the watermark only to 80
+    (_hr(100, 150), 100),  # on time for [60, 120) despite the early clock above
+]
+
+
+def _window(start_s: int, count: int, values: list[float]) -> tuple:
+    return rounded(
+        (
+            iso(ms(start_s)),
+            iso(ms(start_s + 60)),
+            "wm",
+            "patient-wm",
+            "heart_rate",
+            count,
+            sum(values) / len(values),
+            min(values),
+            max(values),
+        )
+    )
+
+
+def _run(settings, folder: Path, watermark: str) -> set[tuple]:
+    folder.mkdir()
+    with (folder / "part-0.json").open("wb") as out:
+        for event, sent_s in STREAM:
+            payload, _ = source_row(encode(event), ms(sent_s))
+            out.write(orjson.dumps({"payload": payload, "kafka_ts": iso(ms(sent_s))}) + b"\n")
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    config = t_env.get_config()
+    config.set("parallelism.default", "1")
+    config.set("pipeline.auto-watermark-interval", "0 ms")  # a watermark after every row
+    health_windows.configure(t_env, settings)
+    t_env.execute_sql(
+        f"""
+CREATE TEMPORARY TABLE wearables_file (
+  payload STRING,
+  kafka_ts TIMESTAMP_LTZ(3),
+  event_ts AS {health_sql.event_time_column()},
+  WATERMARK FOR event_ts AS {watermark}
+) WITH (
+  'connector' = 'filesystem',
+  'path' = '{folder}',
+  'format' = 'json',
+  'json.timestamp-format.standard' = 'ISO-8601'
+)"""
+    )
+    tables = health_windows.transform(t_env, t_env.from_path("wearables_file"), settings)
+    with tables.metrics_1min.execute().collect() as rows:
+        return {rounded(tuple(row)) for row in rows}
+
+
+@pytest.fixture(scope="module")
+def job_windows(settings, tmp_path_factory) -> set[tuple]:
+    return _run(settings, tmp_path_factory.mktemp("wm") / "job", health_sql.watermark_sql(settings))
+
+
+def test_out_of_order_within_watermark_is_included_and_late_event_excluded(job_windows):
+    assert _window(0, 3, [60, 70, 90]) in job_windows
+
+
+def test_future_and_early_clocks_do_not_make_others_late(job_windows):
+    assert job_windows == {
+        _window(0, 3, [60, 70, 90]),
+        _window(60, 4, [80, 100, 130, 150]),
+        _window(240, 1, [140]),
+    }
+
+
+def test_naive_watermark_would_drop_on_time_events(settings, tmp_path):
+    """Control: the same stream under `event_ts - delay` loses readings, so the test bites."""
+    delay_ms = settings.flink.watermark_delay_seconds * 1000
+    naive = _run(settings, tmp_path / "naive", f"TIMESTAMPADD(MILLISECOND, -{delay_ms}, event_ts)")
+    assert _window(60, 4, [80, 100, 130, 150]) not in naive
