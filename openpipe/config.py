@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -271,6 +272,25 @@ class DagsterSettings(Section):
     max_concurrent_runs: Annotated[int, Field(ge=1)] = 6
 
 
+class AnalyticsSettings(Section):
+    """Rollups, asset checks and alert reports in Dagster (openpipe_dagster.analytics)."""
+
+    partitions_start: date = date(2026, 1, 1)
+    rollup_delay_minutes: Annotated[int, Field(ge=0, le=59)] = 10
+    stop_speed_kmh: Annotated[float, Field(ge=0, le=50)] = 2.0
+    top_dishes: Annotated[int, Field(ge=1, le=20)] = 3
+    freshness_bound_s: Annotated[float, Field(gt=0)] = 300
+    check_window_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
+    bad_rate_sigmas: Annotated[float, Field(gt=0, le=20)] = 4.0
+    bad_rate_min_messages: Annotated[int, Field(ge=1)] = 500
+    stream_batch_tolerance: Annotated[float, Field(ge=0)] = 1e-6
+    report_context_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    report_max_alerts: Annotated[int, Field(ge=1, le=100000)] = 500
+    report_lookback_hours: Annotated[int, Field(ge=1, le=720)] = 24
+    reports_dir: str = ".openpipe/reports"
+    observation_interval_s: Annotated[int, Field(ge=5)] = 60
+
+
 class Settings(Section):
     kafka: KafkaSettings = KafkaSettings()
     devices: Devices = Devices()
@@ -282,6 +302,7 @@ class Settings(Section):
     validation: ValidationSettings = ValidationSettings()
     dagster: DagsterSettings = DagsterSettings()
     viewer: ViewerSettings = ViewerSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
 
     def fingerprint(self) -> str:
         """A short stable hash of the effective settings (for 'deployed with config X')."""
