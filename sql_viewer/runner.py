@@ -5,11 +5,13 @@ Why each layer is there:
   no temporary tables, no file or superuser functions, no `dagster` database;
 - the session starts with `default_transaction_read_only` and the timeouts as
   startup options, and every query also gets `BEGIN READ ONLY` + `SET LOCAL` limits;
-- the user's statement is run as `DECLARE <cursor> FOR <statement>` over the extended
-  protocol, which refuses a second statement and any DML inside a WITH, then one
-  `FETCH cap+1`: the statement executes inside that single FETCH, whose
-  `statement_timeout` was armed before it started, so `set_config()` inside the query
-  cannot loosen the limit of the only statement it could affect;
+- the user's statement is sent as `SELECT * FROM (<statement>) LIMIT cap+1` over the
+  extended protocol (pipeline mode), which refuses a second statement even if the
+  text closes the parenthesis itself; a subquery also refuses DML inside a WITH and
+  SELECT INTO. The limit bounds what reaches the client, and unlike a cursor it
+  keeps parallel query available for big aggregates;
+- the statement runs in that single Execute, whose `statement_timeout` was armed
+  before it started, so `set_config()` inside the query cannot loosen its own limit;
 - the transaction is always rolled back (which also undoes `set_config(..., false)`),
   and `DISCARD ALL` on return to the pool drops session state such as advisory locks.
 """
@@ -32,9 +34,9 @@ from sql_viewer.guard import QueryRefused, Statement, check_read_statement
 
 logger = logging.getLogger(__name__)
 
-CURSOR_NAME = "openpipe_viewer_query"
-# psycopg sends a server cursor as: DECLARE "<name>" NO SCROLL CURSOR FOR <statement>
-DECLARE_PREFIX = f'DECLARE "{CURSOR_NAME}" NO SCROLL CURSOR FOR '
+# The newlines keep a `--` comment in the user's text from swallowing the wrapper.
+WRAP_PREFIX = "SELECT * FROM (\n"
+WRAP_SUFFIX = "\n) AS openpipe_viewer_result LIMIT {limit}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,18 +189,17 @@ class QueryRunner:
     def _fetch_statement(
         self, conn: psycopg.Connection, statement: Statement, cap: int
     ) -> tuple[list[str], list[int], list[tuple[Any, ...]]]:
+        text = statement.text
+        if statement.keyword != "EXPLAIN":  # EXPLAIN output is small and cannot be wrapped
+            text = WRAP_PREFIX + text + WRAP_SUFFIX.format(limit=cap + 1)
         with conn.transaction(force_rollback=True):
             conn.execute(self._set_limits)
-            if statement.keyword == "EXPLAIN":
-                # EXPLAIN cannot be a cursor; binary=True still forces the extended protocol.
-                cursor: psycopg.Cursor = conn.cursor()
-                cursor.execute(statement.text, binary=True)
-            else:
-                cursor = conn.cursor(name=CURSOR_NAME, scrollable=False)
-                cursor.execute(statement.text)
-            rows = cursor.fetchmany(cap + 1)
-            description = cursor.description or []
-        cursor.close()
+            with conn.cursor() as cursor:
+                # Pipeline mode always uses the extended protocol: one statement at most.
+                with conn.pipeline():
+                    cursor.execute(text.encode())
+                rows = cursor.fetchmany(cap + 1)
+                description = cursor.description or []
         return [c.name for c in description], [c.type_code for c in description], rows
 
     def _type_names(self, conn: psycopg.Connection, oids: list[int]) -> list[str]:
@@ -242,11 +243,16 @@ class QueryRunner:
                 sqlstate=exc.sqlstate,
             )
         if exc.sqlstate and not isinstance(exc, psycopg.OperationalError | errors.AdminShutdown):
+            message = str(exc.diag.message_primary or "the database refused the query")
+            position = _user_position(exc.diag.statement_position, statement)
+            if statement is not None and position is not None:
+                end = statement.start + len(statement.text) + 1
+                if position > end:  # the parser stumbled on the wrapper: the text ended early
+                    position = end
+                    if isinstance(exc, errors.SyntaxError):
+                        message = "syntax error at end of input"
             return QueryFailed(
-                str(exc.diag.message_primary or "the database refused the query"),
-                position=_user_position(exc.diag.statement_position, statement),
-                sqlstate=exc.sqlstate,
-                hint=exc.diag.message_hint,
+                message, position=position, sqlstate=exc.sqlstate, hint=exc.diag.message_hint
             )
         logger.warning("viewer query failed on the connection: %s", exc)
         return _unavailable()
@@ -265,7 +271,7 @@ def _user_position(position: str | None, statement: Statement | None) -> int | N
     """Map PostgreSQL's 1-based position in what was sent to one in the user's text."""
     if not position or not position.isdigit() or statement is None:
         return None
-    sent_prefix = 0 if statement.keyword == "EXPLAIN" else len(DECLARE_PREFIX)
+    sent_prefix = 0 if statement.keyword == "EXPLAIN" else len(WRAP_PREFIX)
     mapped = int(position) - sent_prefix
     return mapped + statement.start if mapped >= 1 else None
 

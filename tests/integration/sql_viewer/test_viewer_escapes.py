@@ -102,6 +102,8 @@ ESCAPES = [
     "/* SELECT */ DELETE FROM {readings}",
     "-- SELECT\nDELETE FROM {readings}",
     "SELECT 1 \\; DELETE FROM {readings}",
+    # closing the viewer's own wrapper to smuggle in a second statement
+    "SELECT 1) AS q; DELETE FROM {readings}; SELECT * FROM (SELECT 1",
 ]
 
 
@@ -279,8 +281,9 @@ def test_escapes_fail_on_the_database_layers_alone(fixture_tables, owner, settin
             for template in ESCAPES
         }
         assert {t: s for t, s in statuses.items() if s != 400} == {}
-        multi = client.post("/api/query", json={"sql": "SELECT 1; SELECT 2"}).json()
-        assert "multiple commands" in multi["error"]
+        smuggled = f"SELECT 1) AS q; DELETE FROM {fixture_tables.readings}; SELECT * FROM (SELECT 1"
+        multi = client.post("/api/query", json={"sql": smuggled}).json()
+        assert "cannot insert multiple commands" in multi["error"]
     assert checksums(owner, fixture_tables, settings) == before
     assert not PWNED.exists()
 

@@ -8,7 +8,7 @@ from sql_viewer.encode import MAX_PREVIEW_BYTES, csv_lines, decode_message, json
 from sql_viewer.guard import split_statements
 from sql_viewer.kafka_view import PartitionInfo
 from sql_viewer.routers.kafka import topic_summaries
-from sql_viewer.runner import DECLARE_PREFIX, _user_position
+from sql_viewer.runner import WRAP_PREFIX, _user_position
 
 
 def test_json_value_makes_database_values_json_ready():
@@ -94,7 +94,7 @@ def test_topic_summaries_without_sink_offsets_table():
 def test_error_position_maps_back_to_the_users_text():
     text = "\n  select nosuch from t"
     (statement,) = split_statements(text)
-    sent = len(DECLARE_PREFIX) + statement.text.index("nosuch") + 1
+    sent = len(WRAP_PREFIX) + statement.text.index("nosuch") + 1
     assert text[_user_position(str(sent), statement) - 1 :].startswith("nosuch")
     assert _user_position("3", statement) is None
     assert _user_position(None, statement) is None
