@@ -8,6 +8,7 @@ columns (`payload`, `kafka_ts`, `event_ts`), so tests feed it from values or fil
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import NamedTuple
 if __package__ in (None, ""):  # run as a script by `flink run --python`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import orjson
 from pyflink.table import EnvironmentSettings, Table, TableEnvironment
 
 from flink_jobs import health_sql
@@ -72,9 +74,33 @@ class HealthTables(NamedTuple):
     alerts: Table
 
 
+def plan_fingerprint(settings: Settings) -> str:
+    """A hash of what shapes the job graph: the settings it reads and this job's own code.
+
+    State from a savepoint or checkpoint is only carried over to a job with the same plan
+    hash; Flink SQL gives no state compatibility across changed queries.
+    """
+    digest = hashlib.sha256()
+    used = {
+        "flink": settings.flink.model_dump(),
+        "validation": settings.validation.model_dump(),
+        "kafka": {
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "topics": settings.kafka.topics.model_dump(),
+        },
+    }
+    digest.update(orjson.dumps(used, option=orjson.OPT_SORT_KEYS))
+    for module in (health_sql.__file__, __file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def job_name(settings: Settings) -> str:
-    """The Flink job name: the configured name plus the config hash it was deployed with."""
-    return f"{settings.flink.job_name} [config {settings.fingerprint()}]"
+    """The Flink job name: the configured name plus the config and plan hashes it runs with."""
+    return (
+        f"{settings.flink.job_name} "
+        f"[config {settings.fingerprint()}, plan {plan_fingerprint(settings)}]"
+    )
 
 
 def configure(t_env: TableEnvironment, settings: Settings) -> None:
