@@ -2,10 +2,12 @@
 
 import dagster as dg
 
+from openpipe_dagster import flink as flink_domain
 from openpipe_dagster import infrastructure
 from openpipe_dagster import sinks as sinks_domain
 
 defs = dg.Definitions.merge(
     infrastructure.defs,
+    flink_domain.defs,
     sinks_domain.defs,
 )
