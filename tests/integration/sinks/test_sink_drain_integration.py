@@ -1,0 +1,248 @@
+"""Integration: exact counts, crashes at every point, Postgres restarts and replays (DESIGN §6)."""
+
+import random
+import signal
+import threading
+import time
+
+import orjson
+import pytest
+
+from openpipe import kafka
+from openpipe.sinks import SINKS, drain_topic
+from openpipe.sinks.samples import POISON_KINDS, encode, poison_wearables, wearable_event
+
+pytestmark = pytest.mark.integration
+FAULT = "openpipe-fault"
+
+
+def known_mix(now_ms: int, valid: int, *, seed: int = 11) -> tuple[list, dict]:
+    """`valid` distinct events, 10% re-sent as duplicates, and two of every poison kind."""
+    rng = random.Random(seed)
+    events = [encode(wearable_event(rng, now_ms - 10 * i)) for i in range(valid)]
+    messages = [(b"k%d" % (i % 50), v, None) for i, v in enumerate(events)]
+    messages += [
+        (b"k%d" % (i % 50), events[i], [(FAULT, b"duplicate")]) for i in range(0, valid, 10)
+    ]
+    for _ in range(2):
+        messages += [(b"p", v, [(FAULT, k.encode())]) for k, v in poison_wearables(rng, now_ms)]
+    rng.shuffle(messages)
+    return messages, {"rows": valid, "dead": dict.fromkeys(POISON_KINDS, 2)}
+
+
+def table_state(conn, topic: str) -> dict:
+    """Counts, duplicate check, dead letters by kind, and a fingerprint incl. xmin."""
+    rows, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT event_id) FROM wearable_readings WHERE kafka_topic = %s",
+        (topic,),
+    ).fetchone()
+    dead = dict(
+        conn.execute(
+            "SELECT error_kind, count(*) FROM dead_letters WHERE kafka_topic = %s GROUP BY 1",
+            (topic,),
+        ).fetchall()
+    )
+    fingerprint = conn.execute(
+        "SELECT md5(string_agg(xmin::text || ':' || event_id::text, ',' ORDER BY event_id)) "
+        "FROM wearable_readings WHERE kafka_topic = %s",
+        (topic,),
+    ).fetchone()[0]
+    return {"rows": rows, "distinct": distinct, "dead": dead, "fingerprint": fingerprint}
+
+
+def stored_equals_high_watermarks(settings, conn, sink: str, topic: str) -> bool:
+    stored = dict(
+        conn.execute(
+            "SELECT kafka_partition, next_offset FROM sink_offsets "
+            "WHERE sink = %s AND kafka_topic = %s",
+            (sink, topic),
+        ).fetchall()
+    )
+    consumer = kafka.make_consumer(settings.kafka.bootstrap_servers, "openpipe-sink-tests")
+    try:
+        marks = kafka.high_watermarks(consumer, topic)
+    finally:
+        consumer.close()
+    return stored == marks
+
+
+def drain_all(settings, connect, topic: str, sink: str = "wearable_readings"):
+    results = []
+    while True:
+        result = drain_topic(
+            SINKS[sink],
+            settings,
+            connect=connect,
+            make_consumer=lambda g: kafka.make_consumer(settings.kafka.bootstrap_servers, g),
+            topic=topic,
+        )
+        results.append(result)
+        if result.total_lag == 0:
+            return results
+
+
+def test_known_mix_gives_exact_counts_per_table_and_kind(settings, connect, make_topic, produce):
+    topic = make_topic("mix")
+    now = int(time.time() * 1000)
+    messages, expected = known_mix(now, 3000)
+    produced = produce(topic, messages, now)
+    results = drain_all(settings, connect, topic)
+    with connect() as conn:
+        state = table_state(conn, topic)
+        assert stored_equals_high_watermarks(settings, conn, "wearable_readings", topic)
+    assert state["rows"] == state["distinct"] == expected["rows"]
+    assert state["dead"] == expected["dead"]
+    duplicates = sum(r.duplicates_dropped for r in results)
+    assert duplicates == 300
+    # DESIGN §6 invariant: produced = valid rows + dead letters, duplicates counted once.
+    assert produced - duplicates == state["rows"] + sum(state["dead"].values())
+
+
+@pytest.mark.parametrize("point", ["before_write", "after_write", "after_commit"])
+def test_kill_9_at_any_point_loses_and_duplicates_nothing(
+    settings, connect, make_topic, produce, drain_process, point
+):
+    topic = make_topic(point.replace("_", ""))
+    now = int(time.time() * 1000)
+    messages, expected = known_mix(now, 25_000, seed=5)
+    produce(topic, messages, now)
+    crashed = drain_process("wearable_readings", topic, crash_at=point)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    with connect() as conn:
+        before = table_state(conn, topic)
+    if point == "after_commit":
+        assert 0 < before["rows"] < expected["rows"], "one chunk committed, the rest not"
+    else:
+        assert before["rows"] == 0 and before["dead"] == {}
+    rerun = drain_process("wearable_readings", topic)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    with connect() as conn:
+        after = table_state(conn, topic)
+        assert stored_equals_high_watermarks(settings, conn, "wearable_readings", topic)
+    assert after["rows"] == after["distinct"] == expected["rows"]
+    assert after["dead"] == expected["dead"]
+
+
+def test_postgres_restart_mid_run_dead_letters_nothing_extra(
+    settings, connect, make_topic, produce, drain_process, restart_postgres
+):
+    topic = make_topic("pgrestart")
+    now = int(time.time() * 1000)
+    messages, expected = known_mix(now, 150_000, seed=9)
+    produce(topic, messages, now)
+    restarter = threading.Timer(1.5, restart_postgres)
+    restarter.start()
+    attempts = []
+    try:
+        first = drain_process("wearable_readings", topic)
+        attempts.append(first.returncode)
+    finally:
+        restarter.join()
+    deadline = time.monotonic() + 120
+    while attempts[-1] != 0 and time.monotonic() < deadline:  # what Dagster retries do
+        time.sleep(2)
+        attempts.append(drain_process("wearable_readings", topic).returncode)
+    assert attempts[0] != 0, "the restart should have failed the first run"
+    assert attempts[-1] == 0, attempts
+    with connect() as conn:
+        state = table_state(conn, topic)
+        assert stored_equals_high_watermarks(settings, conn, "wearable_readings", topic)
+    assert state["rows"] == state["distinct"] == expected["rows"]
+    assert state["dead"] == expected["dead"], "an outage must never become a dead letter"
+
+
+def test_replay_from_offset_zero_changes_no_row(settings, connect, make_topic, produce):
+    topic = make_topic("replay")
+    now = int(time.time() * 1000)
+    messages, _ = known_mix(now, 5000, seed=3)
+    produce(topic, messages, now)
+    drain_all(settings, connect, topic)
+    with connect() as conn:
+        before = table_state(conn, topic)
+        dead_before = conn.execute(
+            "SELECT md5(string_agg(xmin::text || kafka_offset::text, ',' ORDER BY kafka_partition, "
+            "kafka_offset)) FROM dead_letters WHERE kafka_topic = %s",
+            (topic,),
+        ).fetchone()
+        conn.execute("UPDATE sink_offsets SET next_offset = 0 WHERE kafka_topic = %s", (topic,))
+    replay = drain_all(settings, connect, topic)
+    assert sum(r.rows_written for r in replay) == 0
+    with connect() as conn:
+        after = table_state(conn, topic)
+        dead_after = conn.execute(
+            "SELECT md5(string_agg(xmin::text || kafka_offset::text, ',' ORDER BY kafka_partition, "
+            "kafka_offset)) FROM dead_letters WHERE kafka_topic = %s",
+            (topic,),
+        ).fetchone()
+        assert stored_equals_high_watermarks(settings, conn, "wearable_readings", topic)
+    assert after == before and dead_after == dead_before
+
+
+def test_flink_results_upsert_and_replay_changes_nothing(settings, connect, make_topic, produce):
+    topic = make_topic("metrics")
+    now = int(time.time() * 1000)
+    device = f"itest-{topic[-8:]}"
+
+    def metric(start_min: int, avg: float) -> bytes:
+        start = f"2026-01-01T10:{start_min:02d}:00.000Z"
+        end = f"2026-01-01T10:{start_min + 1:02d}:00.000Z"
+        return orjson.dumps(
+            {
+                "window_start": start,
+                "window_end": end,
+                "device_id": device,
+                "patient_id": "p-1",
+                "metric": "heart_rate",
+                "reading_count": 12,
+                "avg_value": avg,
+                "min_value": 60.0,
+                "max_value": 140.0,
+            }
+        )
+
+    key = device.encode()
+    produce(topic, [(key, metric(0, 90.0), None), (key, metric(1, 101.0), None)], now)
+    drain_all(settings, connect, topic, sink="health_metrics_1min")
+    produce(topic, [(key, metric(1, 105.0), None), (key, b"{broken", None)], now)
+    drain_all(settings, connect, topic, sink="health_metrics_1min")
+    query = (
+        "SELECT extract(minute FROM window_start)::int, avg_value, xmin::text "
+        "FROM health_metrics_1min WHERE device_id = %s ORDER BY 1"
+    )
+    with connect() as conn:
+        rows = conn.execute(query, (device,)).fetchall()
+        dead = conn.execute(
+            "SELECT error_kind FROM dead_letters WHERE kafka_topic = %s", (topic,)
+        ).fetchall()
+        conn.execute("UPDATE sink_offsets SET next_offset = 0 WHERE kafka_topic = %s", (topic,))
+    assert [(m, v) for m, v, _ in rows] == [(0, 90.0), (1, 105.0)]
+    assert dead == [("malformed_json",)]
+    drain_all(settings, connect, topic, sink="health_metrics_1min")
+    with connect() as conn:
+        replayed = conn.execute(query, (device,)).fetchall()
+        conn.execute("DELETE FROM health_metrics_1min WHERE device_id = %s", (device,))
+    assert replayed[0] == rows[0], "an unchanged window is not rewritten"
+    assert [(m, v) for m, v, _ in replayed] == [(0, 90.0), (1, 105.0)]
+
+
+def test_kafka_down_is_not_dead_lettered(settings, connect, make_topic):
+    """A missing topic / unreachable broker fails the drain instead of filing dead letters."""
+    bad = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:1"})}
+    )
+    with pytest.raises(Exception) as failure:
+        drain_topic(
+            SINKS["wearable_readings"],
+            bad,
+            connect=connect,
+            make_consumer=lambda g: kafka.make_consumer(
+                "127.0.0.1:1", g, **{"socket.connection.setup.timeout.ms": 1000}
+            ),
+            topic="itest-sinks-unreachable",
+        )
+    assert "KafkaException" in type(failure.value).__name__ or "Kafka" in str(failure.value)
+    with connect() as conn:
+        letters = conn.execute(
+            "SELECT count(*) FROM dead_letters WHERE kafka_topic = 'itest-sinks-unreachable'"
+        ).fetchone()[0]
+    assert letters == 0
