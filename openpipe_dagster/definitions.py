@@ -4,10 +4,12 @@ import dagster as dg
 
 from openpipe_dagster import flink as flink_domain
 from openpipe_dagster import infrastructure
+from openpipe_dagster import simulator as simulator_domain
 from openpipe_dagster import sinks as sinks_domain
 
 defs = dg.Definitions.merge(
     infrastructure.defs,
+    simulator_domain.defs,
     flink_domain.defs,
     sinks_domain.defs,
 )

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         dashboard.start()
     try:
         if args.dry_run:
-            stats.kafka_ready = True
+            stats.kafka_ready, stats.kafka_error = True, None
             sink = DryRunSink(stats, sys.stdout.buffer)
         else:
             sink = KafkaSink(settings, stats)

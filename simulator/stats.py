@@ -37,7 +37,7 @@ class SimulatorStats:
         self.faults: Counter[tuple[str, str]] = Counter()
         self.buffer_full = 0
         self.kafka_ready = False
-        self.kafka_error: str | None = None
+        self.kafka_error: str | None = "not checked yet"
         self.virtual_time_ms = 0
         self.started_at = time.time()
         self.devices: dict[str, int] = dict.fromkeys(FAMILIES, 0)

@@ -1,0 +1,52 @@
+"""The simulator_service asset: materializing it (re)deploys the simulator."""
+
+import dagster as dg
+
+from openpipe_dagster.infrastructure.resources import SettingsResource
+from openpipe_dagster.simulator.resources import SimulatorService
+
+
+@dg.asset(
+    name="simulator_service",
+    group_name="services",
+    deps=["kafka_topics"],
+    kinds={"python", "kafka"},
+    owners=["team:simulator"],
+    description=(
+        "The virtual device simulator (wearables, restaurant POS, GPS) producing to Kafka. "
+        "Materializing stops any running instance and starts one with the current config."
+    ),
+)
+def simulator_service(
+    context: dg.AssetExecutionContext,
+    simulator: SimulatorService,
+    settings_resource: SettingsResource,
+) -> dg.MaterializeResult:
+    settings = settings_resource.settings
+    deployment = simulator.deploy(settings)
+    context.log.info(
+        f"simulator running as pid {deployment.pid} with config {deployment.config_hash}; "
+        f"dashboard {deployment.dashboard_url}"
+    )
+    devices = settings.devices
+    return dg.MaterializeResult(
+        metadata={
+            "pid": deployment.pid,
+            "config_hash": deployment.config_hash,
+            "dashboard_url": dg.MetadataValue.url(deployment.dashboard_url),
+            "log_file": dg.MetadataValue.path(deployment.log_file),
+            "kafka_ready": deployment.ready,
+            "devices": {
+                "wearables": devices.wearables.count,
+                "restaurants": devices.restaurants.count,
+                "gps": devices.gps.count,
+            },
+        }
+    )
+
+
+simulator_service_job = dg.define_asset_job(
+    name="simulator_service_job",
+    selection=[simulator_service],
+    description="(Re)deploy the simulator process.",
+)
