@@ -101,7 +101,7 @@ class GpsFleet:
     ) -> None:
         self._config = config
         self._rng = family_rng(seed, self.family, "model")
-        self._id_rng = family_rng(seed, self.family, "ids")
+        self._id_rng = family_rng(seed, self.family, f"ids@{start_ms}")
         self.routes = [RouteGeometry.from_config(name, r) for name, r in routes.items()]
         self._route_names = np.array([r.route_id for r in self.routes])
         self._route_cities = np.array([r.city for r in self.routes])

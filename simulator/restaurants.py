@@ -130,7 +130,9 @@ class RestaurantFleet:
         self._config = config
         # Scalar draws dominate here, and Python's generator is far cheaper per call.
         self._rng = random.Random(int(family_rng(seed, self.family, "model").integers(2**63)))
-        self._id_rng = family_rng(seed, self.family, "ids")
+        self._id_rng = family_rng(seed, self.family, f"ids@{start_ms}")
+        # Order ids restart per run, so the run's start (seconds, hex) keeps them unique.
+        self._run_tag = format(start_ms // 1000, "x")
         self.rate_multiplier = 1.0
         self._heap: list[tuple[int, int, int, Order | None]] = []
         self._seq = 0
@@ -198,7 +200,7 @@ class RestaurantFleet:
             items.append({"dish_code": code, "quantity": quantity, "unit_price_inr": price})
         total = round(sum(i["quantity"] * i["unit_price_inr"] for i in items), 2)
         self._order_numbers[restaurant] += 1
-        order_id = f"ord-{restaurant:05d}-{self._order_numbers[restaurant]:08d}"
+        order_id = f"ord-{restaurant:05d}-{self._run_tag}-{self._order_numbers[restaurant]:06d}"
         if tables:
             return Order(restaurant, order_id, tables.pop(), items, total)
         # Full house: the party shares a table, so the configured order rate still holds.

@@ -96,7 +96,7 @@ class WearableFleet:
     def __init__(self, config: WearableDevices, seed: int, start_ms: int) -> None:
         self._config = config
         self._rng = family_rng(seed, self.family, "model")
-        self._id_rng = family_rng(seed, self.family, "ids")
+        self._id_rng = family_rng(seed, self.family, f"ids@{start_ms}")
         self._names = list(config.personas)
         weights = np.array([config.personas[name] for name in self._names], dtype=float)
         self._persona_p = weights / weights.sum()

@@ -124,3 +124,21 @@ def _epoch_ms(text: str) -> int:
     from openpipe.events import parse_event_time
 
     return int(parse_event_time(text).timestamp() * 1000)
+
+
+def test_restarts_with_the_same_seed_never_reuse_event_or_order_ids() -> None:
+    def ids(start_ms: int) -> tuple[set[str], set[str]]:
+        sim = Simulation(SETTINGS, 0, start_ms)
+        events, orders = set(), set()
+        for family, _topic, outgoing in sim.advance(start_ms + 120_000):
+            for value in outgoing.values:
+                event = orjson.loads(value)
+                events.add(event["event_id"])
+                if family == "restaurants":
+                    orders.add(event["order_id"])
+        return events, orders
+
+    first, again, later = ids(START_MS), ids(START_MS), ids(START_MS + 7_000)
+    assert first == again
+    assert not first[0] & later[0]
+    assert not first[1] & later[1]
