@@ -166,12 +166,23 @@ def source_columns_sql(settings: Settings) -> str:
     )
 
 
+def _not_too_deep(max_depth: int) -> str:
+    """False for a chain of more than `max_depth` opening brackets with no other bracket between.
+
+    SQL has no JSON depth function; such a chain is how over-deep values are built. The
+    regex runs only when the value holds that many brackets at all, so flat events pay
+    for two REPLACEs.
+    """
+    brackets = "CHAR_LENGTH(payload) - CHAR_LENGTH(REPLACE(REPLACE(payload, '[', ''), '{', ''))"
+    chain = f"([\\[{{][^\\[{{\\]}}]*){{{max_depth + 1}}}"
+    return f"({brackets} <= {max_depth} OR NOT REGEXP(payload, '{chain}'))"
+
+
 def valid_wearable_sql(settings: Settings) -> str:
     """WHERE predicate: the wearable reading is valid by the rules of `openpipe.events`.
 
-    Not reproduced: JSON nesting depth beyond validation.max_json_depth (wearable events
-    are flat; a deeper extra field would pass here) and the byte-exact size limit, which
-    the broker's own message size limit already bounds.
+    Approximated: JSON nesting depth (see `_not_too_deep`) and the size limit, counted in
+    characters rather than bytes (the broker's own message size limit bounds it as well).
     """
     v = settings.validation
     ranges = {
@@ -200,6 +211,10 @@ def valid_wearable_sql(settings: Settings) -> str:
         f"{_text('device_type')} = {_literal(DEVICE_TYPES['wearables'])}",
         f"{_is_string('device_id')} AND TRIM({_text('device_id')}) <> ''",
         f"{_is_string('patient_id')} AND TRIM({_text('patient_id')}) <> ''",
+        # The sinks dead-letter ids with NUL (PostgreSQL text cannot hold it): keep them out too.
+        f"POSITION(CHR(0) IN {_text('device_id')}) = 0",
+        f"POSITION(CHR(0) IN {_text('patient_id')}) = 0",
+        _not_too_deep(v.max_json_depth),
         f"{_text('metric')} IN ({metrics})",
         "(" + " OR ".join(metric_rules) + ")",
         "event_ts IS NOT NULL",

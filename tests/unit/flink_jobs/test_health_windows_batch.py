@@ -54,6 +54,14 @@ def _invalid_readings() -> list[dict | bytes | None]:
         event = _hr("invalid", 30, 80)
         event[field] = bad
         broken.append(event)
+    deep: object = 1
+    for _ in range(40):
+        deep = [deep]
+    too_deep = _hr("invalid", 30, 80)
+    too_deep["extra"] = deep
+    nul = _hr("invalid", 30, 80)
+    nul["patient_id"] = "patient\x00nul"
+    broken += [too_deep, nul]
     missing = _hr("invalid", 30, 80)
     del missing["heart_rate_bpm"]
     broken += [
@@ -93,7 +101,7 @@ def _dataset() -> list[tuple[bytes | None, int]]:
     sent(_hr("single", 59.999, 72))
     # Valid readings among invalid ones.
     sent(_hr("invalid", 10, 60))
-    sent(_hr("invalid", 50, 70))
+    sent(_hr("invalid", 50, 70, note=[[1], [2], {"a": [3]}] * 12))  # many brackets, shallow
     for bad in _invalid_readings():
         sent(bad)
     # Duplicates: the same event_id three times is one reading.
