@@ -158,7 +158,10 @@ def main() -> int:
     try:
         sink_rate, copy_rate = measure_rate(settings, topic, rows, args.rounds)
     finally:
-        kafka.admin_client(settings.kafka.bootstrap_servers).delete_topics([topic])
+        for future in (
+            kafka.admin_client(settings.kafka.bootstrap_servers).delete_topics([topic]).values()
+        ):
+            future.result()
     print(
         f"sink rate (median of {args.rounds}): {sink_rate:,.0f} rows/s; binary COPY ceiling "
         f"{copy_rate:,.0f} rows/s; ratio {sink_rate / copy_rate:.2f} (target >= 0.5)"
