@@ -27,6 +27,8 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, sql
+from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
+from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from openpipe.config import DatabaseSettings, ViewerSettings
@@ -203,7 +205,10 @@ class QueryRunner:
         return [c.name for c in description], [c.type_code for c in description], rows
 
     def _type_names(self, conn: psycopg.Connection, oids: list[int]) -> list[str]:
-        names = {oid: info.name for oid in oids if (info := conn.adapters.types.get(oid))}
+        names = {}
+        for oid in oids:
+            if info := conn.adapters.types.get(oid):
+                names[oid] = f"{info.name}[]" if oid == info.array_oid else info.name
         unknown = sorted({oid for oid in oids if oid not in names})
         if unknown:
             with conn.transaction(force_rollback=True), conn.cursor() as cur:
@@ -254,6 +259,8 @@ class QueryRunner:
             return QueryFailed(
                 message, position=position, sqlstate=exc.sqlstate, hint=exc.diag.message_hint
             )
+        if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return QueryFailed(f"the viewer could not read a value of the result: {exc}")
         logger.warning("viewer query failed on the connection: %s", exc)
         return _unavailable()
 
@@ -276,8 +283,39 @@ def _user_position(position: str | None, statement: Statement | None) -> int | N
     return mapped + statement.start if mapped >= 1 else None
 
 
+class _DateFallbackLoader(DateLoader):
+    """Dates Python cannot hold (infinity, BC, year > 9999) stay PostgreSQL's text."""
+
+    def load(self, data: Any) -> Any:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
+
+
+class _TimestampFallbackLoader(TimestampLoader):
+    def load(self, data: Any) -> Any:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
+
+
+class _TimestamptzFallbackLoader(TimestamptzLoader):
+    def load(self, data: Any) -> Any:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
+
+
 def _configure(conn: psycopg.Connection) -> None:
     conn.read_only = True
+    conn.adapters.register_loader("date", _DateFallbackLoader)
+    conn.adapters.register_loader("timestamp", _TimestampFallbackLoader)
+    conn.adapters.register_loader("timestamptz", _TimestamptzFallbackLoader)
+    # Months have no fixed length: show intervals as PostgreSQL writes them.
+    conn.adapters.register_loader("interval", TextLoader)
 
 
 def _reset(conn: psycopg.Connection) -> None:

@@ -30,9 +30,14 @@ def topic_summaries(
         highs = {p.partition: p.high for p in partitions}
         sinks = []
         for sink, stored in sorted(by_topic.get(name, {}).items()):
+            # A partition the sink has not stored yet lags by everything Kafka still holds.
             rows = [
-                {"partition": p, "next_offset": stored.get(p), "lag": high - stored.get(p, 0)}
-                for p, high in sorted(highs.items())
+                {
+                    "partition": p.partition,
+                    "next_offset": stored.get(p.partition),
+                    "lag": max(0, p.high - stored.get(p.partition, p.low)),
+                }
+                for p in partitions
             ]
             sinks.append({"sink": sink, "lag": sum(r["lag"] for r in rows), "partitions": rows})
         summaries.append(

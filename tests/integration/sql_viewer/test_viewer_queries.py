@@ -79,6 +79,26 @@ def test_other_read_queries_work(client, fixture_tables, text):
     assert response.json()["row_count"] >= 1
 
 
+def test_values_python_cannot_hold_are_shown_as_postgres_text(client):
+    body = run(
+        client,
+        "SELECT 'infinity'::timestamptz AS t, '-infinity'::date AS d,"
+        " '0044-03-15 BC'::timestamp AS ides, interval '1 year 2 mons' AS i,"
+        " ARRAY[1, 2] AS a, 'NaN'::numeric AS n",
+    ).json()
+    assert body["rows"] == [
+        ["infinity", "-infinity", "0044-03-15 00:00:00 BC", "1 year 2 mons", [1, 2], "NaN"]
+    ]
+    assert body["column_types"] == [
+        "timestamptz",
+        "date",
+        "timestamp",
+        "interval",
+        "int4[]",
+        "numeric",
+    ]
+
+
 def test_sql_error_is_400_with_message_and_position(client, fixture_tables):
     text = f"-- first line\nSELECT device_id, no_such_column FROM {fixture_tables.readings}"
     response = run(client, text)

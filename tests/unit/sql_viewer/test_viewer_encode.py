@@ -98,3 +98,10 @@ def test_error_position_maps_back_to_the_users_text():
     assert text[_user_position(str(sent), statement) - 1 :].startswith("nosuch")
     assert _user_position("3", statement) is None
     assert _user_position(None, statement) is None
+
+
+def test_sink_lag_for_a_partition_without_stored_offset_counts_retained_messages():
+    topics = {"t": [PartitionInfo(0, 40, 100), PartitionInfo(1, 0, 5)]}
+    (summary,) = topic_summaries(topics, [("s", "t", 1, 5)], ["t"])
+    (sink,) = summary["sinks"]
+    assert [(p["next_offset"], p["lag"]) for p in sink["partitions"]] == [(None, 60), (5, 0)]
