@@ -58,7 +58,8 @@ def make_topic(settings, connect):
 
     yield _make
     if created:
-        admin.delete_topics(created)
+        for future in admin.delete_topics(created).values():
+            future.result()
         with connect() as conn:
             for topic in created:
                 for table in [*SINKS, "dead_letters"]:
