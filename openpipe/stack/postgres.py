@@ -6,6 +6,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from openpipe.stack.process import STATE_DIR, ManagedProcess, StackError, port_o
 
 DATA_DIR = STATE_DIR / "postgres"
 SOCKET_DIR = STATE_DIR / "run" / "pgsocket"
-PROCESS = ManagedProcess("postgres")
+# SIGINT is PostgreSQL's fast shutdown: it does not wait for clients such as Dagster to leave.
+PROCESS = ManagedProcess(
+    "postgres", stop_signal=signal.SIGINT, own_pid_file=DATA_DIR / "postmaster.pid"
+)
 
 
 def find_binary(name: str) -> str:

@@ -28,6 +28,10 @@ class ManagedProcess:
     """One long-running process we start in its own process group."""
 
     name: str
+    stop_signal: int = signal.SIGTERM
+    # A pid file the program keeps itself (PostgreSQL's postmaster.pid): it stays right even
+    # when the program was restarted by its own tools rather than by us.
+    own_pid_file: Path | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -38,20 +42,12 @@ class ManagedProcess:
         return LOG_DIR / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid if the process from our pid file is still alive."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        if _is_zombie(pid):
-            return None
-        return pid
+        """The pid of the live process, from its own pid file or ours."""
+        for path in (self.own_pid_file, self.pid_file):
+            pid = _read_pid(path) if path else None
+            if pid is not None and _alive(pid):
+                return pid
+        return None
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -93,14 +89,12 @@ class ManagedProcess:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+        _signal(pid, self.stop_signal)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.2)
         if _group_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
             while _group_alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
@@ -113,6 +107,32 @@ class ManagedProcess:
             return "(no log yet)"
 
 
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError, PermissionError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _signal(pid: int, signum: int) -> None:
+    """Signal the process group led by pid, or pid alone when it leads no group."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -122,7 +142,9 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
-    """True while any non-zombie process is left in the process group."""
+    """True while the leader or any non-zombie process of its group is left."""
+    if _alive(pgid):
+        return True
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

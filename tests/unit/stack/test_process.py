@@ -95,3 +95,17 @@ def test_wait_until_fails_fast_when_the_process_dies():
 def test_wait_until_returns_detail_when_ready():
     calls = iter([(False, "a"), (True, "ready now")])
     assert proc.wait_until(lambda: next(calls), timeout_s=5, interval_s=0.01) == "ready now"
+
+
+def test_own_pid_file_finds_a_process_restarted_by_its_own_tools(state, tmp_path):
+    import signal
+    import subprocess
+
+    own = tmp_path / "postmaster.pid"
+    managed = ManagedProcess("restarted", stop_signal=signal.SIGINT, own_pid_file=own)
+    # Started outside ManagedProcess (as `pg_ctl restart` would), in no group of its own.
+    other = subprocess.Popen(["sleep", "300"])
+    own.write_text(f"{other.pid}\n/data\n")
+    assert managed.pid() == other.pid
+    assert managed.stop(timeout_s=5)
+    assert other.wait(timeout=5) == -signal.SIGINT
