@@ -141,7 +141,10 @@ class QueryRunner:
                 columns, oids, rows = self._fetch_statement(conn, statement, cap)
             except psycopg.Error as exc:
                 raise self._translate(exc, statement) from None
-            types = self._type_names(conn, oids)
+            try:
+                types = self._type_names(conn, oids)
+            except psycopg.Error as exc:
+                raise self._translate(exc, None) from None
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         return QueryResult(columns, types, rows[:cap], len(rows) > cap, elapsed_ms)
 
@@ -161,9 +164,9 @@ class QueryRunner:
                     cur.execute(query, params)
                     rows = cur.fetchmany(cap + 1)
                     description = cur.description or []
+                types = self._type_names(conn, [col.type_code for col in description])
             except psycopg.Error as exc:
                 raise self._translate(exc, None) from None
-            types = self._type_names(conn, [col.type_code for col in description])
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         columns = [col.name for col in description]
         return QueryResult(columns, types, rows[:cap], len(rows) > cap, elapsed_ms)

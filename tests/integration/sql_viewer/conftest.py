@@ -79,6 +79,7 @@ def fixture_tables(owner: psycopg.Connection, settings: Settings) -> Iterator[Fi
             "SELECT 'w-' || (1 + i % 10), timestamptz '2024-05-01 00:00Z' + i * interval '1 min',"
             " 60 + (i % 40) + 0.5, (i % 97)::numeric / 3 FROM generate_series(1, 500) i"
         ).format(ident),
+        sql.SQL("CREATE TYPE {}.severity AS ENUM ('warning', 'high', 'critical')").format(ident),
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, reader),
         sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(ident, reader),
         sql.SQL("ANALYZE {}.readings").format(ident),

@@ -99,6 +99,12 @@ def test_values_python_cannot_hold_are_shown_as_postgres_text(client):
     ]
 
 
+def test_user_defined_types_are_named_and_shown_as_text(client, fixture_tables):
+    body = run(client, f"SELECT 'high'::{fixture_tables.schema}.severity AS severity").json()
+    assert body["rows"] == [["high"]]
+    assert body["column_types"] == [f"{fixture_tables.schema}.severity"]
+
+
 def test_sql_error_is_400_with_message_and_position(client, fixture_tables):
     text = f"-- first line\nSELECT device_id, no_such_column FROM {fixture_tables.readings}"
     response = run(client, text)
