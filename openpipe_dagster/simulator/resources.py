@@ -53,8 +53,8 @@ class SimulatorService(dg.ConfigurableResource):
             argv += ["--config", self.config_path]
         return argv + list(self.extra_args)
 
-    def deploy(self, settings: Settings) -> SimulatorDeployment:
-        """(Re)start the simulator with `settings` and wait until its dashboard answers."""
+    def deploy(self, settings: Settings, *, wait: bool = True) -> SimulatorDeployment:
+        """(Re)start the simulator with `settings`; by default wait until its dashboard answers."""
         monitoring = settings.monitoring
         url = f"http://{monitoring.host}:{monitoring.simulator_port}"
         process = self._process()
@@ -63,6 +63,8 @@ class SimulatorService(dg.ConfigurableResource):
             metadata={"config_hash": settings.fingerprint(), "dashboard_url": url},
             cwd=REPO_ROOT,
         )
+        if not wait:
+            return self.status()
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if not process.status().running:

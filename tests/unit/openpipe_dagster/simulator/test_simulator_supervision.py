@@ -111,24 +111,30 @@ def _evaluate(service: SimulatorService, settings: SettingsResource):
 def test_supervisor_deploys_restarts_and_respects_stop(isolated) -> None:
     service, settings = isolated
     first = _evaluate(service, settings)
-    assert isinstance(first, dg.RunRequest) and first.run_key.startswith("deploy-")
+    assert first.run_requests[0].run_key.startswith("deploy-")
     process = service._process()
     running = process.start(SLEEPER, metadata={"config_hash": settings.settings.fingerprint()})
-    assert isinstance(_evaluate(service, settings), dg.SkipReason)
+    assert "is running config" in _evaluate(service, settings).skip_reason.skip_message
     os.kill(running.pid, signal.SIGKILL)
     assert _wait(lambda: (_reap(running.pid), not process.status().running)[1])
     restart = _evaluate(service, settings)
-    assert isinstance(restart, dg.RunRequest) and restart.run_key == f"restart-{running.pid}"
+    # restarted in the sensor itself (no queued run), and recorded as a materialization
+    assert not restart.run_requests
+    event = restart.asset_events[0]
+    assert event.asset_key == dg.AssetKey("simulator_service")
+    assert event.metadata["previous_pid"].value == running.pid
+    now = service.status()
+    assert now.running and now.pid == event.metadata["pid"].value != running.pid
     service.stop()
-    assert "stopped on purpose" in _evaluate(service, settings).skip_message
+    assert "stopped on purpose" in _evaluate(service, settings).skip_reason.skip_message
 
 
 def test_supervisor_redeploys_on_config_change(isolated) -> None:
     service, settings = isolated
     running = service._process().start(SLEEPER, metadata={"config_hash": "old"})
-    request = _evaluate(service, settings)
-    assert isinstance(request, dg.RunRequest)
+    request = _evaluate(service, settings).run_requests[0]
     assert request.run_key == f"config-{running.pid}-{settings.settings.fingerprint()}"
+    assert request.tags["dagster/priority"] == "10"
 
 
 def test_materialization_deploys_a_simulator_that_waits_for_kafka(isolated) -> None:
