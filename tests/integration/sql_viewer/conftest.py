@@ -84,6 +84,7 @@ def fixture_tables(owner: psycopg.Connection, settings: Settings) -> Iterator[Fi
         sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(ident, reader),
         sql.SQL("ANALYZE {}.readings").format(ident),
     ]
+    _drop_stale_schemas(owner)
     for statement in statements:
         owner.execute(statement)
     yield Fixture(
@@ -93,7 +94,24 @@ def fixture_tables(owner: psycopg.Connection, settings: Settings) -> Iterator[Fi
         sequence=f"{schema}.readings_id_seq",
         owner_pid=owner.info.backend_pid,
     )
-    owner.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident))
+    # A fresh connection: the session one may have been cut by a database restart.
+    with psycopg.connect(settings.database.dsn(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident))
+
+
+def _drop_stale_schemas(owner: psycopg.Connection) -> None:
+    """Drop test schemas left by runs whose process is gone (e.g. killed mid-run)."""
+    names = owner.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname ~ '^viewer_test_[0-9]+$'"
+    ).fetchall()
+    for (name,) in names:
+        pid = int(name.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            owner.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+        except PermissionError:
+            pass
 
 
 @pytest.fixture(scope="session")
