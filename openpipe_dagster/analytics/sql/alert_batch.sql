@@ -1,5 +1,5 @@
 -- The alerts of one report batch, in cursor order: (ingested_at, device_id, alert_type,
--- window_start) after %(after)s and up to %(through)s, optionally for some patients only.
+-- window_start) after the `after` key and up to the `through` key, optionally for some patients.
 SELECT
     ingested_at, device_id, alert_type, window_start, window_end, alert_time, patient_id,
     observed_value, threshold, severity
