@@ -11,12 +11,12 @@ import subprocess
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
-from openpipe.config import Settings
+from openpipe.config import REPO_ROOT, Settings
 from openpipe.stack.process import STATE_DIR, ManagedProcess, StackError, port_open
 
 DATA_DIR = STATE_DIR / "postgres"
+BOOTSTRAP_SQL = REPO_ROOT / "sql" / "bootstrap" / "roles_and_databases.sql"
 SOCKET_DIR = STATE_DIR / "run" / "pgsocket"
 # SIGINT is PostgreSQL's fast shutdown: it does not wait for clients such as Dagster to leave.
 PROCESS = ManagedProcess(
@@ -158,49 +158,23 @@ def accepting(settings: Settings) -> tuple[bool, str]:
 
 
 def bootstrap(settings: Settings) -> None:
-    """Create roles and databases (idempotent); the reader can only SELECT app tables."""
+    """Create roles and databases and set privileges (idempotent), from sql/bootstrap/."""
     db = settings.database
-    with superuser_connect(settings) as conn:
-        for role, password in ((db.user, db.password), (db.reader_user, db.reader_password)):
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-            verb = "ALTER" if exists else "CREATE"
-            conn.execute(
-                sql.SQL("{} ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
-                    sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
-                )
-            )
-        for name in (db.name, db.dagster_name):
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(name), sql.Identifier(db.user)
-                    )
-                )
-        for name in (db.name, db.dagster_name):
-            conn.execute(
-                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name))
-            )
-        conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(db.name), sql.Identifier(db.reader_user)
-            )
-        )
-    with superuser_connect(settings, db.name) as conn:
-        grant_reader(conn, settings)
-
-
-def grant_reader(conn: psycopg.Connection, settings: Settings) -> None:
-    """Schema public: owned by the app role, readable (SELECT only) by the reader role."""
-    db = settings.database
-    app, reader = sql.Identifier(db.user), sql.Identifier(db.reader_user)
-    for statement in (
-        "ALTER SCHEMA public OWNER TO {app}",
-        "REVOKE ALL ON SCHEMA public FROM PUBLIC",
-        "GRANT USAGE ON SCHEMA public TO {reader}",
-        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}",
-        "ALTER DEFAULT PRIVILEGES FOR ROLE {app} IN SCHEMA public GRANT SELECT ON TABLES TO {reader}",
-    ):
-        conn.execute(sql.SQL(statement).format(app=app, reader=reader))
+    variables = {
+        "app": db.user,
+        "app_password": db.password,
+        "reader": db.reader_user,
+        "reader_password": db.reader_password,
+        "app_db": db.name,
+        "dagster_db": db.dagster_name,
+    }
+    argv = [find_binary("psql"), "--no-psqlrc", "--quiet", "-h", str(SOCKET_DIR)]
+    argv += ["-p", str(db.port), "-U", db.superuser, "-d", "postgres", "-f", str(BOOTSTRAP_SQL)]
+    for name, value in variables.items():
+        argv += ["-v", f"{name}={value}"]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise StackError(f"setting up roles and databases failed: {result.stderr.strip()}")
 
 
 def stop() -> bool:

@@ -317,6 +317,8 @@ def test_the_reader_role_itself_cannot_write_create_or_leave(fixture_tables, set
         assert conn.execute(
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
         ).fetchone() == (False,)
+        # Lift the role's read-only default: the privileges alone must refuse each statement.
+        conn.execute("SET default_transaction_read_only = off")
         for text in forbidden:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(text)

@@ -59,7 +59,17 @@ def test_configured_topics_exist_with_configured_partitions(stack):
 
 
 def _reader(settings) -> psycopg.Connection:
-    return psycopg.connect(settings.database.dsn(reader=True), autocommit=True)
+    """A reader session with its read-only default lifted: privileges alone must hold."""
+    conn = psycopg.connect(settings.database.dsn(reader=True), autocommit=True)
+    conn.execute("SET default_transaction_read_only = off")
+    return conn
+
+
+def test_reader_sessions_are_read_only_by_default(stack):
+    with psycopg.connect(stack.database.dsn(reader=True), autocommit=True) as conn:
+        assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TEMP TABLE evil (id int)")
 
 
 def test_reader_role_can_select_app_tables(stack):
@@ -92,6 +102,8 @@ def test_reader_role_can_select_app_tables(stack):
         "SELECT pg_read_file('/etc/passwd')",
         "COPY (SELECT 1) TO PROGRAM 'true'",
         "SET ROLE openpipe",
+        "SELECT pg_terminate_backend(pg_backend_pid())",
+        "SELECT pg_cancel_backend(pg_backend_pid())",
     ],
 )
 def test_reader_role_cannot_create_or_escape(stack, statement):
