@@ -5,6 +5,7 @@ import json
 import dagster as dg
 import psycopg
 
+from openpipe.config import load_settings
 from openpipe.sinks import SINKS, DrainResult, SinkSpec, drain_topic
 from openpipe.sinks.schema import apply_migrations, maintain_partitions
 from openpipe_dagster.infrastructure.resources import (
@@ -12,9 +13,11 @@ from openpipe_dagster.infrastructure.resources import (
     PostgresResource,
     SettingsResource,
 )
+from openpipe_dagster.topics import topic_asset_key
 
-GROUP = "sinks"
 OWNERS = ["team:data-platform"]
+# Topic names decide the lineage edges (topic asset -> table), so they are read at load time.
+SETTINGS = load_settings()
 SINK_TAG = "openpipe/sink"
 RAW_SINKS = [spec for spec in SINKS.values() if spec.family]
 FLINK_SINKS = [spec for spec in SINKS.values() if not spec.family]
@@ -88,7 +91,7 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | fl
 
 
 @dg.asset(
-    group_name=GROUP,
+    group_name="infrastructure",
     kinds={"postgres", "sql"},
     owners=OWNERS,
     description=(
@@ -128,10 +131,10 @@ def build_sink_asset(spec: SinkSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=spec.table,
-        group_name=GROUP,
+        group_name="raw" if spec.family else "stream",
         kinds={"kafka", "postgres"},
         owners=OWNERS,
-        deps=[database_schema, dg.AssetKey("kafka_topics")],
+        deps=[database_schema, topic_asset_key(spec.topic(SETTINGS))],
         pool=f"sink_{spec.table}",
         retry_policy=SINK_RETRY_POLICY,
         tags={SINK_TAG: spec.table},
@@ -171,7 +174,7 @@ SINK_ASSETS = {spec.table: build_sink_asset(spec) for spec in SINKS.values()}
 
 
 @dg.asset(
-    group_name=GROUP,
+    group_name="raw",
     kinds={"postgres"},
     owners=OWNERS,
     deps=[SINK_ASSETS[spec.table] for spec in SINKS.values()],
@@ -199,7 +202,7 @@ def dead_letters(postgres: PostgresResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    group_name=GROUP,
+    group_name="infrastructure",
     kinds={"postgres"},
     owners=OWNERS,
     deps=[database_schema],
