@@ -174,16 +174,12 @@ class WearableFleet:
         self.device_ids += [f"wear-{i:06d}" for i in numbers]
         self.patient_ids += [f"patient-{i:06d}" for i in numbers]
         self._next_number += n
-        self._device_array = np.array(self.device_ids)
-        self._patient_array = np.array(self.patient_ids)
 
     def remove(self, n: int) -> None:
         """Retire the `n` most recently added devices."""
         keep = max(0, self.count - n)
         self._state = {k: v[:keep] for k, v in self._state.items()}
         del self.device_ids[keep:], self.patient_ids[keep:]
-        self._device_array = self._device_array[:keep]
-        self._patient_array = self._patient_array[:keep]
 
     def _meal_rises(self, persona: np.ndarray) -> np.ndarray:
         low = np.array([p.meal_rise[0] for p in self._profiles])[persona]
@@ -295,7 +291,8 @@ class WearableFleet:
         # ids are drawn in time order, so they do not depend on how metrics are grouped
         ids = uuid4_strings(self._id_rng, len(idx))[position]
         stamps = event_times(times)
-        dev, pat = self._device_array[idx], self._patient_array[idx]
+        # itemgetter reuses the existing id strings (numpy would allocate new ones)
+        dev, pat = _pick(self.device_ids, idx), _pick(self.patient_ids, idx)
         a, b = len(idx_hr), len(idx_hr) + len(idx_bp)
         dumps = orjson.dumps
         hr = np.round(self.heart_rate(idx_hr, t_hr), 1).tolist()
@@ -315,8 +312,8 @@ class WearableFleet:
             for e, t, d, p, v in zip(
                 ids[:a].tolist(),
                 stamps[:a].tolist(),
-                dev[:a].tolist(),
-                pat[:a].tolist(),
+                dev[:a],
+                pat[:a],
                 hr,
                 strict=True,
             )
@@ -339,8 +336,8 @@ class WearableFleet:
             for e, t, d, p, v, w in zip(
                 ids[a:b].tolist(),
                 stamps[a:b].tolist(),
-                dev[a:b].tolist(),
-                pat[a:b].tolist(),
+                dev[a:b],
+                pat[a:b],
                 np.round(systolic).tolist(),
                 np.round(diastolic).tolist(),
                 strict=True,
@@ -363,15 +360,22 @@ class WearableFleet:
             for e, t, d, p, v in zip(
                 ids[b:].tolist(),
                 stamps[b:].tolist(),
-                dev[b:].tolist(),
-                pat[b:].tolist(),
+                dev[b:],
+                pat[b:],
                 glucose,
                 strict=True,
             )
         ]
         ordered = order.tolist()
         in_order = itemgetter(*ordered)(values) if len(ordered) > 1 else values
-        return EventBatch(times[order].tolist(), dev[order].tolist(), in_order)
+        return EventBatch(times[order].tolist(), _pick(dev, order), in_order)
+
+
+def _pick(items: list | tuple, idx: np.ndarray) -> list | tuple:
+    """items[i] for i in idx, looping in C."""
+    if len(idx) > 1:
+        return itemgetter(*idx.tolist())(items)
+    return [items[i] for i in idx.tolist()]
 
 
 _EPISODES = {
