@@ -136,8 +136,8 @@ class FlinkService(dg.ConfigurableResource):
         return str(on_disk[-1].parent) if on_disk else None
 
     # --- actions ----------------------------------------------------------------------
-    def submit(self, restore_from: str | None = None) -> str:
-        """Submit the job detached with the PyFlink CLI; returns the new job id."""
+    def submit(self, restore_from: str | None = None, script: Path = JOB_SCRIPT) -> str:
+        """Submit the job (or another PyFlink `script`) detached; returns the new job id."""
         from openpipe.stack.flink import CONF_DIR, flink_home
 
         endpoint = urlparse(self.rest_url)
@@ -150,7 +150,7 @@ class FlinkService(dg.ConfigurableResource):
         command += ["-m", f"{endpoint.hostname}:{endpoint.port}"]
         if restore_from:
             command += ["-s", restore_from, "--allowNonRestoredState"]
-        command += ["--python", str(JOB_SCRIPT), "--jarfile", self.connector_jar]
+        command += ["--python", str(script), "--jarfile", self.connector_jar]
         env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
