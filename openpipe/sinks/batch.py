@@ -94,13 +94,15 @@ class Batch:
             span.next = offset + 1
         try:
             if self.spec.family is not None:
-                self._add_event(partition, offset, value, timestamp_ms)
+                self._add_event(partition, offset, value, timestamp_ms, headers)
             else:
                 self._add_record(partition, offset, value)
         except Reject as reject:
             self._dead_letter(partition, offset, key, value, timestamp_ms, headers, reject)
 
-    def _add_event(self, partition: int, offset: int, value: bytes | None, ts_ms: int) -> None:
+    def _add_event(
+        self, partition: int, offset: int, value: bytes | None, ts_ms: int, headers: Headers
+    ) -> None:
         verdict = self.validator.validate(self.spec.family, value, ts_ms)
         if not verdict.ok:
             raise Reject(verdict.error_kind, verdict.error_detail or verdict.error_kind)
@@ -110,6 +112,7 @@ class Batch:
             return
         row = self.spec.raw_row(verdict.event, self.topic, partition, offset, ts_ms)
         self.seen.add(event_id)
+        row = (*row, _fault(headers))
         self.rows.append(row)
 
     def _add_record(self, partition: int, offset: int, value: bytes | None) -> None:

@@ -12,7 +12,12 @@ _KAFKA_COLUMNS = (
     ("kafka_partition", "int4"),
     ("kafka_offset", "int8"),
 )
-_RAW_KAFKA_COLUMNS = (*_KAFKA_COLUMNS, ("kafka_timestamp", "timestamptz"))
+# injected_fault (the openpipe-fault header, scoring only) is last: the batch appends it.
+_RAW_KAFKA_COLUMNS = (
+    *_KAFKA_COLUMNS,
+    ("kafka_timestamp", "timestamptz"),
+    ("injected_fault", "text"),
+)
 _METRIC_COLUMNS = (
     ("window_start", "timestamptz"),
     ("window_end", "timestamptz"),
