@@ -125,6 +125,10 @@ def status(settings: Settings) -> bool:
             detail += " (not started by openpipe)"
         all_up &= ok
         rows.append((component.name, "up" if ok else "down", component.url(settings), detail))
+    for process in components.SUPERVISED:
+        pid = process.pid()
+        detail = f"pid {pid}, launched and supervised by Dagster" if pid else "supervised by Dagster"
+        rows.append((process.name, "up" if pid else "down", "", detail))
     width = max(len(r[2]) for r in rows)
     for name, state, url, detail in rows:
         print(f"{name:<18} {state:<5} {url:<{width}}  {detail}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from openpipe.config import Settings
 from openpipe.stack import dagster, flink, jars, kafka, postgres, viewer
-from openpipe.stack.process import ManagedProcess, port_open
+from openpipe.stack.process import STATE_DIR, ManagedProcess, port_open
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ ALL: tuple[Component, ...] = (
 )
 
 # Processes that Dagster launches (not the CLI) but that `down` must also stop.
-SUPERVISED = (ManagedProcess("simulator"),)
+SUPERVISED = (ManagedProcess("simulator", home=STATE_DIR / "simulator"),)
 
 
 def by_name(name: str) -> Component:

@@ -32,14 +32,16 @@ class ManagedProcess:
     # A pid file the program keeps itself (PostgreSQL's postmaster.pid): it stays right even
     # when the program was restarted by its own tools rather than by us.
     own_pid_file: Path | None = None
+    # Where its pid file and log live; default: .openpipe/run and .openpipe/logs.
+    home: Path | None = None
 
     @property
     def pid_file(self) -> Path:
-        return RUN_DIR / f"{self.name}.pid"
+        return (self.home or RUN_DIR) / f"{self.name}.pid"
 
     @property
     def log_file(self) -> Path:
-        return LOG_DIR / f"{self.name}.log"
+        return (self.home or LOG_DIR) / f"{self.name}.log"
 
     def pid(self) -> int | None:
         """The pid of the live process, from its own pid file or ours."""
@@ -61,8 +63,8 @@ class ManagedProcess:
         user: str | None = None,
     ) -> int:
         """Start argv detached in a new session; stdout and stderr go to the log file."""
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, **(env or {})}
         with self.log_file.open("ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name}\n".encode())
@@ -91,11 +93,11 @@ class ManagedProcess:
             return False
         _signal(pid, self.stop_signal)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _group_alive(pid):
+        while time.monotonic() < deadline and group_alive(pid):
             time.sleep(0.2)
-        if _group_alive(pid):
+        if group_alive(pid):
             _signal(pid, signal.SIGKILL)
-            while _group_alive(pid):
+            while group_alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -141,7 +143,7 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """True while the leader or any non-zombie process of its group is left."""
     if _alive(pgid):
         return True

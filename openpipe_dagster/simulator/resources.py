@@ -11,10 +11,10 @@ import httpx
 from pydantic import Field
 
 from openpipe.config import REPO_ROOT, Settings
+from openpipe.stack.process import STATE_DIR
 from openpipe_dagster.simulator.supervised import ProcessStatus, SupervisedProcess
 
 PROCESS_NAME = "simulator"
-STACK_PID_FILE = REPO_ROOT / ".openpipe" / "run" / f"{PROCESS_NAME}.pid"  # `openpipe down` reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +38,13 @@ class SimulatorService(dg.ConfigurableResource):
     """The simulator as one supervised process group (pid, log, state under state_dir)."""
 
     config_path: str | None = None
-    state_dir: str = str(REPO_ROOT / ".openpipe" / "simulator")
+    state_dir: str = str(STATE_DIR / PROCESS_NAME)
     seed: int = 0
     extra_args: list[str] = Field(default_factory=list)
     start_timeout_s: float = 60.0
 
     def _process(self) -> SupervisedProcess:
-        return SupervisedProcess(PROCESS_NAME, REPO_ROOT / self.state_dir, [STACK_PID_FILE])
+        return SupervisedProcess(PROCESS_NAME, REPO_ROOT / self.state_dir)
 
     def argv(self) -> list[str]:
         """The command line the service runs."""

@@ -1,24 +1,22 @@
 """A long-running process that Dagster deploys and keeps alive (reusable by other services).
 
-The process runs detached in its own session, so it outlives the Dagster run that started
-it and can be stopped as a whole process group. State lives in `<state_dir>/<name>.json`
-(pid, process start time to guard against pid reuse, desired state, caller metadata) next
-to `<name>.pid` and `<name>.log`. A supervisor sensor reads `status()` and redeploys when
-the process is wanted but dead.
+The process is a `ManagedProcess` (detached, its own process group, pid file and log), so it
+outlives the Dagster run that started it and `openpipe down` stops it like the rest of the
+stack. Next to it, `<name>.json` records the process start time (to guard against pid reuse),
+the desired state and caller metadata. A supervisor sensor reads `status()` and redeploys
+when the process is wanted but dead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from openpipe.stack.process import ManagedProcess
 
 log = logging.getLogger(__name__)
 
@@ -49,36 +47,21 @@ def _start_ticks(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # killpg succeeds while zombies remain; look for a live member.
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
-
-
 class SupervisedProcess:
-    """Start, stop and inspect one detached process group with a pid file, log and state."""
+    """A ManagedProcess plus its desired state and deploy metadata, kept in `<name>.json`."""
 
-    def __init__(self, name: str, state_dir: Path, extra_pid_files: Sequence[Path] = ()) -> None:
+    def __init__(self, name: str, state_dir: Path) -> None:
         self.name = name
-        self.state_dir = Path(state_dir)
-        self.pid_file = self.state_dir / f"{name}.pid"
-        self.log_file = self.state_dir / f"{name}.log"
-        self.state_file = self.state_dir / f"{name}.json"
-        # Other tools (e.g. `openpipe down`) may look for the pid elsewhere too.
-        self._extra_pid_files = [Path(p) for p in extra_pid_files]
+        self.process = ManagedProcess(name, home=Path(state_dir))
+        self.state_file = Path(state_dir) / f"{name}.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.process.pid_file
+
+    @property
+    def log_file(self) -> Path:
+        return self.process.log_file
 
     def _read_state(self) -> dict:
         try:
@@ -87,7 +70,7 @@ class SupervisedProcess:
             return {}
 
     def _write_state(self, state: dict) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
         tmp.replace(self.state_file)
@@ -118,39 +101,22 @@ class SupervisedProcess:
     ) -> ProcessStatus:
         """Stop any running instance, then start `argv` detached; record it as wanted."""
         self.stop(desired="running")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as out:
-            out.write(
-                f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {list(argv)}\n".encode()
-            )
-            out.flush()
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                cwd=cwd,
-                start_new_session=True,
-            )
-        for pid_file in (self.pid_file, *self._extra_pid_files):
-            pid_file.parent.mkdir(parents=True, exist_ok=True)
-            pid_file.write_text(f"{proc.pid}\n")
+        pid = self.process.start(argv, env={"PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd)
         self._write_state(
             {
-                "pid": proc.pid,
-                "start_ticks": _start_ticks(proc.pid),
+                "pid": pid,
+                "start_ticks": _start_ticks(pid),
                 "argv": list(argv),
                 "started_at": time.time(),
                 "desired": "running",
                 "metadata": dict(metadata or {}),
             }
         )
-        log.info("started %s as pid %d (log %s)", self.name, proc.pid, self.log_file)
+        log.info("started %s as pid %d (log %s)", self.name, pid, self.log_file)
         return self.status()
 
     def stop(self, timeout_s: float = 30.0, *, desired: str = "stopped") -> bool:
-        """SIGTERM the process group, SIGKILL after `timeout_s`; True if it was running."""
+        """Stop the whole process group (SIGTERM, then SIGKILL); True if it was running."""
         current = self.status()
         state = self._read_state()
         if state:
@@ -158,28 +124,10 @@ class SupervisedProcess:
             self._write_state(state)
         if not current.running:
             return False
-        pgid = current.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _group_alive(pgid):
-            time.sleep(0.2)
-        if _group_alive(pgid):
-            log.warning(
-                "%s (pid %d) ignored SIGTERM for %.0f s; killing", self.name, pgid, timeout_s
-            )
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-            while _group_alive(pgid):
-                time.sleep(0.1)
-        for pid_file in (self.pid_file, *self._extra_pid_files):
-            pid_file.unlink(missing_ok=True)
-        log.info("stopped %s (pid %d)", self.name, pgid)
-        return True
+        stopped = self.process.stop(timeout_s)
+        log.info("stopped %s (pid %d)", self.name, current.pid)
+        return stopped
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the log, for error messages."""
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log yet)"
+        return self.process.log_tail(lines)

@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from openpipe.config import load_settings
+from openpipe.stack.process import group_alive
 from openpipe_dagster.infrastructure.resources import SettingsResource
 from openpipe_dagster.simulator.assets import simulator_service
 from openpipe_dagster.simulator.resources import SimulatorService
 from openpipe_dagster.simulator.sensors import simulator_supervisor
-from openpipe_dagster.simulator.supervised import SupervisedProcess, _group_alive
+from openpipe_dagster.simulator.supervised import SupervisedProcess
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
@@ -55,7 +56,7 @@ def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
     assert _wait(lambda: len(_members(status.pid)) >= 2)
     assert process.stop(timeout_s=5) is True
     _reap(status.pid)
-    assert not _group_alive(status.pid)
+    assert not group_alive(status.pid)
     assert not process.pid_file.exists()
 
 
