@@ -10,28 +10,10 @@ import uuid
 
 import orjson
 
-from openpipe.events import format_event_time
+from openpipe.events import ERROR_KINDS, format_event_time
+from openpipe.sinks.rows import UNSTORABLE
 
-POISON_KINDS = (
-    "malformed_json",
-    "missing_field",
-    "wrong_type",
-    "null_value",
-    "out_of_range",
-    "future_timestamp",
-    "stale_timestamp",
-    "not_utf8",
-    "too_deep",
-    "too_large",
-    "non_finite_number",
-    "tombstone",
-    "not_an_object",
-    "unknown_value",
-    "wrong_device_type",
-    "bad_event_id",
-    "bad_timestamp",
-    "unstorable_value",
-)
+POISON_KINDS = (*ERROR_KINDS, UNSTORABLE)
 
 
 def wearable_event(rng: random.Random, time_ms: int, device: int | None = None) -> dict:
