@@ -10,6 +10,7 @@ JSON_VALUE ... RETURNING DOUBLE throws on integers in Flink 2.2 and would fail t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from openpipe.config import Range, Settings
 from openpipe.events import DEVICE_TYPES, METRIC_FIELDS, SCHEMA_VERSION
@@ -23,6 +24,8 @@ _UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _WALL_CLOCK = "yyyy-MM-dd''T''HH:mm:ss"
 #: How window bounds and alert times are written to the health-* topics (DESIGN §5).
 OUTPUT_TIME_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSS''Z''"
+#: Readings are summed as decimals of this type (6 decimal places; readings are < 10^6).
+EXACT_TYPE = "DECIMAL(24, 6)"
 #: Replacement character: Flink decodes invalid UTF-8 to it, orjson rejects such values.
 _NOT_UTF8 = "CHR(65533)"
 
@@ -111,6 +114,11 @@ def _number_value(field: str) -> str:
         f"CASE WHEN REGEXP({q}, '^\\[-?[0-9][-+.eE0-9]*\\]$') "
         f"THEN TRY_CAST(SUBSTRING({q} FROM 2 FOR CHAR_LENGTH({q}) - 2) AS DOUBLE) END"
     )
+
+
+def _exact(expr: str) -> str:
+    """A reading as an exact decimal, so window sums do not depend on the order of addition."""
+    return f"CAST({expr} AS {EXACT_TYPE})"
 
 
 def _within(expr: str, bounds: Range) -> str:
@@ -258,8 +266,10 @@ def window_metrics_sql(readings: str, metrics: tuple[str, ...], window_s: int) -
     names = ", ".join(_literal(m) for m in metrics)
     return f"""
 SELECT window_start, window_end, device_id, MAX(patient_id) AS patient_id, metric,
-       COUNT(*) AS reading_count, AVG(reading) AS avg_value,
-       MIN(reading) AS min_value, MAX(reading) AS max_value
+       COUNT(*) AS reading_count,
+       CAST(SUM({_exact("reading")}) AS DOUBLE) / COUNT(*) AS avg_value,
+       MIN(reading) AS min_value, MAX(reading) AS max_value,
+       SUM({_exact("reading")}) AS reading_sum
 FROM (
   SELECT window_start, window_end, device_id, metric, event_id,
          MAX(patient_id) AS patient_id, MIN(reading) AS reading
@@ -270,29 +280,48 @@ FROM (
 GROUP BY window_start, window_end, device_id, metric"""
 
 
+def _decimal(value: float) -> str:
+    return f"CAST('{Decimal(repr(float(value)))}' AS {EXACT_TYPE})"
+
+
 def alerts_sql(settings: Settings, metrics: str) -> str:
-    """Alert rows for the windows whose average breaches its configured threshold."""
+    """Alert rows for the windows whose average breaches its configured threshold.
+
+    The comparisons use the exact decimal sum (sum > threshold x count), so a window whose
+    average is exactly at a threshold is judged the same whatever order Flink added its
+    readings in; a floating-point average can land either side of 100.0.
+    """
     rules = windowed_metrics(settings)
     alert_type = " ".join(f"WHEN {_literal(r.metric)} THEN {_literal(r.alert_type)}" for r in rules)
     threshold = " ".join(f"WHEN {_literal(r.metric)} THEN {_number(r.threshold)}" for r in rules)
     breach = " OR ".join(
-        f"(metric = {_literal(r.metric)} AND avg_value {'>' if r.strict else '>='} "
-        f"{_number(r.threshold)})"
+        f"(metric = {_literal(r.metric)} AND reading_sum {'>' if r.strict else '>='} "
+        f"{_decimal(r.threshold)} * reading_count)"
         for r in rules
     )
     f = settings.flink
+
+    def at_least(ratio: float) -> str:
+        cases = " ".join(
+            f"WHEN {_literal(r.metric)} THEN "
+            f"CAST('{Decimal(repr(float(r.threshold))) * Decimal(repr(float(ratio)))}' AS "
+            f"{EXACT_TYPE})"
+            for r in rules
+        )
+        return f"reading_sum >= (CASE metric {cases} END) * reading_count"
+
     severity = (
-        f"CASE WHEN avg_value / threshold >= {_number(f.severity_critical_ratio)} THEN 'critical' "
-        f"WHEN avg_value / threshold >= {_number(f.severity_high_ratio)} THEN 'high' "
-        f"ELSE 'warning' END"
+        f"CASE WHEN {at_least(f.severity_critical_ratio)} THEN 'critical' "
+        f"WHEN {at_least(f.severity_high_ratio)} THEN 'high' ELSE 'warning' END"
     )
     return f"""
 SELECT window_end AS alert_time, window_start, window_end, device_id, patient_id, alert_type,
-       avg_value AS observed_value, threshold, {severity} AS severity
+       avg_value AS observed_value, threshold, severity
 FROM (
   SELECT window_start, window_end, device_id, patient_id, avg_value,
          CASE metric {alert_type} END AS alert_type,
-         CASE metric {threshold} END AS threshold
+         CASE metric {threshold} END AS threshold,
+         {severity} AS severity
   FROM {metrics}
   WHERE {breach}
 )"""

@@ -11,6 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from flink_jobs.health_sql import windowed_metrics
 from openpipe.config import Settings
@@ -39,13 +40,21 @@ def wearable_event(
     }
 
 
-def severity(settings: Settings, observed: float, threshold: float) -> str:
-    """The alert severity for a window average, by its ratio to the threshold."""
+_SIX_PLACES = Decimal("0.000001")
+
+
+def exact(value: float) -> Decimal:
+    """A reading as the job sums it: the double's decimal form, rounded to 6 places."""
+    return Decimal(repr(float(value))).quantize(_SIX_PLACES, rounding=ROUND_HALF_UP)
+
+
+def severity(settings: Settings, total: Decimal, count: int, threshold: float) -> str:
+    """The alert severity of a window, from its exact sum against threshold x ratio x count."""
     f = settings.flink
-    # A ratio, not threshold * factor: 100 * 1.1 is 110.00000000000001 in floating point.
-    if observed / threshold >= f.severity_critical_ratio:
+    limit = Decimal(repr(float(threshold)))
+    if total >= limit * Decimal(repr(float(f.severity_critical_ratio))) * count:
         return "critical"
-    if observed / threshold >= f.severity_high_ratio:
+    if total >= limit * Decimal(repr(float(f.severity_high_ratio))) * count:
         return "high"
     return "warning"
 
@@ -84,11 +93,13 @@ def expected_outputs(
         rule = by_metric[metric]
         values = [float(v) for _, v in readings.values()]
         patient = max(p for p, _ in readings.values())
-        avg = sum(values) / len(values)
+        total = sum((exact(v) for v in values), Decimal(0))
+        avg = float(total) / len(values)
         window = (iso(start), iso(start + rule.window_s * 1000))
         row = (*window, device, patient, metric, len(values), avg, min(values), max(values))
         out["metrics_10min" if metric == "blood_sugar" else "metrics_1min"].add(row)
-        breached = avg > rule.threshold if rule.strict else avg >= rule.threshold
+        limit = Decimal(repr(float(rule.threshold))) * len(values)
+        breached = total > limit if rule.strict else total >= limit
         if breached:
             out["alerts"].add(
                 (
@@ -99,7 +110,7 @@ def expected_outputs(
                     rule.alert_type,
                     avg,
                     float(rule.threshold),
-                    severity(settings, avg, rule.threshold),
+                    severity(settings, total, len(values), rule.threshold),
                 )
             )
     return out

@@ -87,6 +87,9 @@ def _dataset() -> list[tuple[bytes | None, int]]:
     sent(_hr("hr-at-threshold", 5, 90))
     sent(_hr("hr-at-threshold", 15, 110))
     sent(_hr("hr-above", 5, 100.5))
+    # Exactly 100 in decimal, 100.00000000000001 when summed as doubles in this order.
+    for i, bpm in enumerate([103.7, 109.4, 104.5, 100.6, 81.8]):
+        sent(_hr("hr-float-edge", 10 + i, bpm))
     # Systolic 140, diastolic 90 and glucose 180 exactly: each alerts.
     sent(_bp("bp-at-threshold", 20, 139, 89))
     sent(_bp("bp-at-threshold", 25, 141, 91))
@@ -146,6 +149,10 @@ def test_heart_rate_average_exactly_at_threshold_raises_no_alert(outputs):
         (*W1, "hr-at-threshold", "patient-hr-at-threshold", "heart_rate", 2, 100.0, 90.0, 110.0)
     }
     assert _alerts(outputs, "hr-at-threshold") == set()
+
+
+def test_threshold_is_judged_on_the_exact_sum_not_a_rounded_float_average(outputs):
+    assert _alerts(outputs, "hr-float-edge") == set()
 
 
 def test_heart_rate_just_above_threshold_alerts_with_window_average(outputs):
