@@ -184,7 +184,7 @@ class PipelineSettings(Section):
     batch_size: Annotated[int, Field(ge=1)] = 50000
     flush_interval_s: PositiveSeconds = 5
     max_batch_seconds: PositiveSeconds = 30
-    sensor_min_interval_s: Annotated[int, Field(ge=1)] = 5
+    sensor_min_interval_s: Annotated[int, Field(ge=1)] = 10
 
 
 LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]

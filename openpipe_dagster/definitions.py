@@ -16,4 +16,6 @@ defs = dg.Definitions.merge(
     sinks_domain.defs,
     topics_domain.defs,
     analytics_domain.defs,
+    # Runs are short micro-batches: one process per run, not one more per step.
+    dg.Definitions(executor=dg.in_process_executor),
 )
