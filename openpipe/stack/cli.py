@@ -12,7 +12,7 @@ import psycopg
 from confluent_kafka import KafkaException
 
 from openpipe.config import ConfigError, Settings, load_settings
-from openpipe.stack import components, kafka, postgres
+from openpipe.stack import components, dagster, kafka, postgres
 from openpipe.stack.components import Component
 from openpipe.stack.process import STATE_DIR, StackError, require_free_port, wait_until
 
@@ -127,7 +127,9 @@ def status(settings: Settings) -> bool:
         rows.append((component.name, "up" if ok else "down", component.url(settings), detail))
     for process in components.SUPERVISED:
         pid = process.pid()
-        detail = f"pid {pid}, launched and supervised by Dagster" if pid else "supervised by Dagster"
+        detail = (
+            f"pid {pid}, launched and supervised by Dagster" if pid else "supervised by Dagster"
+        )
         rows.append((process.name, "up" if pid else "down", "", detail))
     width = max(len(r[2]) for r in rows)
     for name, state, url, detail in rows:
@@ -152,6 +154,13 @@ def logs(name: str, lines: int, follow: bool) -> None:
     )
 
 
+def run_dagster(settings: Settings, args: list[str]) -> None:
+    """exec `dagster ARGS` with DAGSTER_HOME and the storage connection of the local stack."""
+    dagster.prepare()
+    os.environ.update(dagster.environment(settings))
+    os.execv(dagster.executable("dagster"), [dagster.executable("dagster"), *args])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="openpipe", description=__doc__)
     parser.add_argument("--config", help="settings file (default: config/settings.yaml)")
@@ -164,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     logs_parser.add_argument("component")
     logs_parser.add_argument("-n", "--lines", type=int, default=50)
     logs_parser.add_argument("-f", "--follow", action="store_true")
+    dagster_parser = sub.add_parser(
+        "dagster", help="run the dagster CLI against this stack's instance (e.g. backfills)"
+    )
+    dagster_parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         if args.command == "down":
@@ -176,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             up(settings)
             return 0
+        if args.command == "dagster":
+            run_dagster(settings, args.args)
         return 0 if status(settings) else 1
     except (StackError, ConfigError) as exc:
         print(f"\nopenpipe {args.command}: {exc}", file=sys.stderr)

@@ -40,14 +40,15 @@ def prepare() -> None:
     shutil.copyfile(REPO_ROOT / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
 
 
-def _bin(name: str) -> str:
+def executable(name: str) -> str:
+    """A console script of this virtual environment (dagster, dagster-webserver, ...)."""
     return str(Path(sys.executable).parent / name)
 
 
 def start_webserver(settings: Settings) -> None:
     WEBSERVER.start(
         [
-            _bin("dagster-webserver"),
+            executable("dagster-webserver"),
             "-h",
             settings.monitoring.host,
             "-p",
@@ -61,7 +62,7 @@ def start_webserver(settings: Settings) -> None:
 
 def start_daemon(settings: Settings) -> None:
     DAEMON.start(
-        [_bin("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+        [executable("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
         env=environment(settings),
     )
 
