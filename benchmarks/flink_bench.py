@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from flink_jobs.reference import expected_outputs, wearable_event
 from openpipe import db, kafka
@@ -71,7 +71,8 @@ def _drop_topics(settings: Settings) -> None:
         try:
             future.result()
         except KafkaException as exc:
-            print(f"could not delete scratch topic {topic}: {exc}")
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:  # already gone
+                print(f"could not delete scratch topic {topic}: {exc}")
 
 
 def _produce(settings: Settings, messages: list[tuple[str, bytes, int]]) -> None:
@@ -318,22 +319,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--latency-seconds", type=float, default=200)
+    parser.add_argument("--only", choices=("throughput", "latency"))
     args = parser.parse_args()
     started = datetime.now(UTC)
-    tp = throughput(args.events)
+    if args.only != "latency":
+        _print_throughput(throughput(args.events))
+    if args.only != "throughput":
+        _print_latency(alert_latency(args.latency_seconds))
+    print(f"started {started:%Y-%m-%d %H:%M} UTC")
+
+
+def _print_throughput(tp: dict[str, float]) -> None:
     print(
         f"flink throughput ({tp['events']} events backlog): pass-through "
         f"{tp['passthrough_events_s']:,.0f} ev/s ({tp['passthrough_seconds']:.1f} s), windowed "
         f"{tp['windowed_events_s']:,.0f} ev/s ({tp['windowed_seconds']:.1f} s), "
         f"ratio {tp['ratio']:.2f} (target >= 0.5)"
     )
-    lat = alert_latency(args.latency_seconds)
+
+
+def _print_latency(lat: dict[str, float]) -> None:
     print(
         f"flink alert latency (window end + watermark delay -> ...; {lat['alerts']} alerts): "
         f"Kafka p50 {lat['kafka_p50_s']:.1f} s p95 {lat['kafka_p95_s']:.1f} s; "
         f"PostgreSQL p50 {lat['postgres_p50_s']:.1f} s p95 {lat['postgres_p95_s']:.1f} s"
     )
-    print(f"started {started:%Y-%m-%d %H:%M} UTC")
 
 
 if __name__ == "__main__":
