@@ -7,7 +7,7 @@ from openpipe_dagster.infrastructure.resources import SettingsResource
 
 
 @dg.asset(
-    group_name="flink",
+    group_name="services",
     kinds={"flink", "kafka"},
     owners=["team:streaming"],
     deps=["kafka_topics"],
