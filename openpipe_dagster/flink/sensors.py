@@ -68,7 +68,8 @@ def flink_health_job_supervisor(
         run_requests=[
             dg.RunRequest(
                 run_key=f"{config_hash}:{last}:{bucket}",
-                tags={"openpipe/reason": reason[:200]},
+                # Ahead of queued micro-batch runs: a dead job stalls every window.
+                tags={"openpipe/reason": reason[:200], "dagster/priority": "10"},
             )
         ]
     )
