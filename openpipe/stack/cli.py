@@ -89,6 +89,10 @@ def up(settings: Settings) -> None:
         )
         postgres.bootstrap(settings)
     _wait(c.POSTGRES, settings, progress)
+    if not c.DAGSTER_DAEMON.process.running():
+        orphans = dagster.fail_orphaned_runs(settings)
+        if orphans:
+            progress.say(f"marked {orphans} run(s) left in progress by the last stop as failed")
     for component in (c.DAGSTER_WEBSERVER, c.DAGSTER_DAEMON, c.SQL_VIEWER):
         _launch(component, settings, progress)
     _wait(c.FLINK_JOBMANAGER, settings, progress)

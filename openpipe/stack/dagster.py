@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -43,6 +44,32 @@ def prepare() -> None:
 def executable(name: str) -> str:
     """A console script of this virtual environment (dagster, dagster-webserver, ...)."""
     return str(Path(sys.executable).parent / name)
+
+
+def fail_orphaned_runs(settings: Settings) -> int:
+    """Mark runs left in progress by a stopped daemon as failed, freeing their pool slots.
+
+    `openpipe down` stops the daemon's whole process group, run workers included; without
+    this their runs would stay STARTED forever, hold concurrency slots and stall the sensors
+    that wait for them. Run retries then relaunch what was cut short.
+    """
+    import dagster as dg
+
+    prepare()
+    os.environ.update(environment(settings))
+    in_progress = [
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    ]
+    with dg.DagsterInstance.get() as instance:
+        orphans = instance.get_runs(filters=dg.RunsFilter(statuses=in_progress))
+        for run in orphans:
+            instance.report_run_failed(
+                run, "its worker was stopped with the stack (openpipe down); marked failed"
+            )
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return len(orphans)
 
 
 def start_webserver(settings: Settings) -> None:

@@ -77,14 +77,19 @@ def produce(settings):
         )
         failures: list = []
         for key, value, headers in messages:
-            producer.produce(
-                topic,
-                key=key,
-                value=value,
-                headers=headers,
-                timestamp=timestamp_ms,
-                on_delivery=lambda err, _msg: err and failures.append(err),
-            )
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        key=key,
+                        value=value,
+                        headers=headers,
+                        timestamp=timestamp_ms,
+                        on_delivery=lambda err, _msg: err and failures.append(err),
+                    )
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    producer.poll(0.5)
             producer.poll(0)
         assert producer.flush(60) == 0 and not failures, f"undelivered: {failures[:3]}"
         return len(messages)
