@@ -93,7 +93,7 @@ FLINK_TASKMANAGER = Component(
     url=lambda s: f"{s.flink.rest_url}/#/task-manager",
     port=lambda s: (_host(s), 0, ""),
     ready=flink.ready,
-    start=lambda s: flink.start_taskmanager(),
+    start=lambda s: (flink.prepare(s), flink.start_taskmanager()),
     local=lambda s: s.flink.manage_local,
 )
 DAGSTER_WEBSERVER = Component(
