@@ -218,7 +218,9 @@ class EventValidator:
             raise _Invalid(
                 "not_an_object", f"value is a JSON {type(event).__name__}, not an object"
             )
-        if _depth_exceeds(event, self._max_depth):
+        # Nesting needs an opening bracket per level: most events have too few to check.
+        brackets = value.count(b"{") + value.count(b"[")
+        if brackets > self._max_depth and _depth_exceeds(event, self._max_depth):
             raise _Invalid(
                 "too_deep", f"JSON nesting exceeds validation.max_json_depth={self._max_depth}"
             )
