@@ -116,6 +116,19 @@ def apply_migrations(
     return report
 
 
+def pending_migrations(conn: psycopg.Connection) -> list[str]:
+    """Labels of the migration files not yet recorded in schema_migrations."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
+    done = (
+        {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        if exists
+        else set()
+    )
+    return [
+        f"{mig.version:04d}_{mig.name}" for mig in m.list_migrations() if mig.version not in done
+    ]
+
+
 def _convert(
     conn: psycopg.Connection,
     target: m.TimePartitioning,

@@ -99,9 +99,16 @@ def url(settings: Settings) -> str:
 
 
 def graphql(settings: Settings, query: str, variables: dict | None = None) -> dict:
-    response = httpx.post(
-        f"{url(settings)}/graphql", json={"query": query, "variables": variables or {}}, timeout=10
-    )
+    """POST a GraphQL query; a busy webserver's transient 5xx answers are retried twice."""
+    for attempt in range(3):
+        response = httpx.post(
+            f"{url(settings)}/graphql",
+            json={"query": query, "variables": variables or {}},
+            timeout=10,
+        )
+        if response.status_code < 500 or attempt == 2:
+            break
+        time.sleep(1)
     response.raise_for_status()
     return response.json()["data"]
 

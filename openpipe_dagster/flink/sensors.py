@@ -10,7 +10,7 @@ from openpipe_dagster.flink.resources import FlinkService, FlinkServiceError
 from openpipe_dagster.infrastructure.resources import SettingsResource
 
 #: Ticks run this often, so a dead job is back well within a minute.
-SUPERVISOR_INTERVAL_S = 15
+SUPERVISOR_INTERVAL_S = 10
 #: A failed redeploy is retried with a fresh run key after this long.
 RETRY_AFTER_S = 120
 _IN_FLIGHT = [

@@ -19,6 +19,9 @@ OWNERS = ["team:data-platform"]
 # Topic names decide the lineage edges (topic asset -> table), so they are read at load time.
 SETTINGS = load_settings()
 SINK_TAG = "openpipe/sink"
+# Every micro-batch run carries this tag; dagster.yaml caps how many run at once so that
+# service deploys and rollups always find a free run slot.
+WORKLOAD_TAGS = {"openpipe/workload": "sink"}
 RAW_SINKS = [spec for spec in SINKS.values() if spec.family]
 FLINK_SINKS = [spec for spec in SINKS.values() if not spec.family]
 _DAGSTER_TYPES = {

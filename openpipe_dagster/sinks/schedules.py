@@ -3,6 +3,7 @@
 import dagster as dg
 
 from openpipe.config import Settings
+from openpipe_dagster.sinks.assets import WORKLOAD_TAGS
 
 SAFETY_NET_CRON = "*/5 * * * *"
 PARTITION_MAINTENANCE_CRON = "5 * * * *"
@@ -14,7 +15,7 @@ def build_schedules(settings: Settings, sink_tables: list[str]) -> list[dg.Sched
     safety_net = dg.define_asset_job(
         name="sinks_safety_net_job",
         selection=[*sink_tables, "dead_letters"],
-        tags=retries,
+        tags={**retries, **WORKLOAD_TAGS},
         description="Drains every sink once, in case a sensor missed lag (e.g. daemon restart).",
     )
     maintenance = dg.define_asset_job(

@@ -8,13 +8,14 @@ import psycopg
 
 from openpipe.config import Settings
 from openpipe.sinks import SinkSpec, partition_lag
+from openpipe.sinks.schema import pending_migrations
 from openpipe.sinks.writer import read_offsets
 from openpipe_dagster.infrastructure.resources import (
     KafkaResource,
     PostgresResource,
     SettingsResource,
 )
-from openpipe_dagster.sinks.assets import SINK_TAG
+from openpipe_dagster.sinks.assets import SINK_TAG, WORKLOAD_TAGS
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -40,7 +41,11 @@ def sink_job(spec: SinkSpec, settings: Settings) -> "UnresolvedAssetJobDefinitio
     return dg.define_asset_job(
         name=f"{spec.table}_sink_job",
         selection=[spec.table],
-        tags={SINK_TAG: spec.table, "dagster/max_retries": str(settings.dagster.run_retries)},
+        tags={
+            SINK_TAG: spec.table,
+            **WORKLOAD_TAGS,
+            "dagster/max_retries": str(settings.dagster.run_retries),
+        },
         description=f"Drain {spec.topic_key} into {spec.table} (one micro-batch).",
     )
 
@@ -88,6 +93,29 @@ def build_sink_sensor(
                 )
             ],
             cursor=run_key,
+        )
+
+    return _sensor
+
+
+def build_schema_sensor(schema_job: "UnresolvedAssetJobDefinition") -> dg.SensorDefinition:
+    """Materializes database_schema whenever a migration file is not applied yet."""
+
+    @dg.sensor(
+        name="pending_migrations_sensor",
+        job=schema_job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Applies new files in sql/migrations/ (a fresh stack, or after an upgrade).",
+    )
+    def _sensor(postgres: PostgresResource) -> dg.SensorResult | dg.SkipReason:
+        with postgres.connect(autocommit=True) as conn:
+            pending = pending_migrations(conn)
+        if not pending:
+            return dg.SkipReason("every migration is applied")
+        run_key = "migrate-" + hashlib.sha1(",".join(pending).encode()).hexdigest()[:16]
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=run_key, tags={"dagster/priority": "20"})]
         )
 
     return _sensor
