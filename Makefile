@@ -2,7 +2,7 @@
 UV ?= uv
 RUN = $(UV) run --frozen
 
-.PHONY: sync up down purge status logs test test-unit bench lint format
+.PHONY: sync up down purge status logs test test-daemon test-unit bench lint format
 
 sync:
 	@$(UV) sync --frozen --quiet
@@ -21,7 +21,11 @@ status:
 
 # The whole suite against the real services; brings the stack up when it is not up.
 test: up
-	@$(RUN) pytest
+	@$(RUN) pytest -m "not daemon"
+
+# End-to-end supervision through the live daemon (cancels the live Flink job).
+test-daemon: up
+	@$(RUN) pytest -m daemon -s
 
 test-unit: sync
 	@$(RUN) pytest -m "not integration"
