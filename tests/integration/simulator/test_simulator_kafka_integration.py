@@ -172,4 +172,8 @@ def test_real_time_process_dashboard_control_metrics_and_clean_shutdown(
     messages = consume_all(stack, list(topics.values()), sum(produced.values()))
     family_of = {t: f for f, t in topics.items()}
     assert Counter(family_of[m.topic()] for m in messages) == Counter(delivered)
-    assert {m.key().decode()[:4] for m in messages} == {"wear", "pos-", "gps-"}
+    # Restaurants follow Indian meal times: at night in IST a few seconds may bring no order.
+    key_prefix = {"wearables": "wear", "restaurants": "pos-", "gps": "gps-"}
+    sent = {key_prefix[family] for family, count in delivered.items() if count}
+    assert {"wear", "gps-"} <= sent
+    assert {m.key().decode()[:4] for m in messages} == sent
