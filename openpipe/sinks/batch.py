@@ -110,9 +110,10 @@ class Batch:
         if event_id in self.seen:
             self.duplicates += 1
             return
-        row = self.spec.raw_row(verdict.event, self.topic, partition, offset, ts_ms)
+        row = self.spec.raw_row(
+            verdict.event, self.topic, partition, offset, ts_ms, _fault(headers)
+        )
         self.seen.add(event_id)
-        row = (*row, _fault(headers))
         self.rows.append(row)
 
     def _add_record(self, partition: int, offset: int, value: bytes | None) -> None:

@@ -52,7 +52,9 @@ def _measure(event: dict, name: str, measured: tuple[str, ...]) -> float | None:
     return float(event[name]) if name in measured else None
 
 
-def wearable_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) -> tuple:
+def wearable_row(
+    event: dict, topic: str, partition: int, offset: int, ts_ms: int, fault: str | None = None
+) -> tuple:
     """A validated wearable event as a wearable_readings row (COPY column order).
 
     Only the measurement fields of the event's metric are kept; event_id stays text
@@ -78,10 +80,13 @@ def wearable_row(event: dict, topic: str, partition: int, offset: int, ts_ms: in
         partition,
         offset,
         kafka_time(ts_ms),
+        fault,
     )
 
 
-def restaurant_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) -> tuple:
+def restaurant_row(
+    event: dict, topic: str, partition: int, offset: int, ts_ms: int, fault: str | None = None
+) -> tuple:
     """A validated restaurant event as a restaurant_orders row (items stay JSON)."""
     items = orjson.dumps(event["items"])
     if b"\\u0000" in items:
@@ -103,10 +108,13 @@ def restaurant_row(event: dict, topic: str, partition: int, offset: int, ts_ms: 
         partition,
         offset,
         kafka_time(ts_ms),
+        fault,
     )
 
 
-def gps_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) -> tuple:
+def gps_row(
+    event: dict, topic: str, partition: int, offset: int, ts_ms: int, fault: str | None = None
+) -> tuple:
     """A validated GPS event as a gps_points row."""
     return (
         event["event_id"],
@@ -124,6 +132,7 @@ def gps_row(event: dict, topic: str, partition: int, offset: int, ts_ms: int) ->
         partition,
         offset,
         kafka_time(ts_ms),
+        fault,
     )
 
 
@@ -253,5 +262,5 @@ def alert_row(record: dict, topic: str, partition: int, offset: int) -> tuple:
     )
 
 
-RawRowBuilder = Callable[[dict, str, int, int, int], tuple]
+RawRowBuilder = Callable[[dict, str, int, int, int, str | None], tuple]
 RecordRowBuilder = Callable[[dict, str, int, int], tuple]

@@ -12,7 +12,7 @@ _KAFKA_COLUMNS = (
     ("kafka_partition", "int4"),
     ("kafka_offset", "int8"),
 )
-# injected_fault (the openpipe-fault header, scoring only) is last: the batch appends it.
+# injected_fault: the openpipe-fault header, for scoring only.
 _RAW_KAFKA_COLUMNS = (
     *_KAFKA_COLUMNS,
     ("kafka_timestamp", "timestamptz"),
