@@ -158,9 +158,8 @@ def main() -> int:
     try:
         sink_rate, copy_rate = measure_rate(settings, topic, rows, args.rounds)
     finally:
-        for future in (
-            kafka.admin_client(settings.kafka.bootstrap_servers).delete_topics([topic]).values()
-        ):
+        admin = kafka.admin_client(settings.kafka.bootstrap_servers)  # alive until the futures end
+        for future in admin.delete_topics([topic]).values():
             future.result()
     print(
         f"sink rate (median of {args.rounds}): {sink_rate:,.0f} rows/s; binary COPY ceiling "
