@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
@@ -63,6 +64,16 @@ class UuidBinaryDumper(Dumper):
         return obj.bytes
 
 
+class JsonbBinaryDumper(Dumper):
+    """Dumps JSON already encoded as bytes (orjson) in jsonb's binary format: version 1 + text."""
+
+    format = Format.BINARY
+    oid = pg_types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + (obj if isinstance(obj, bytes) else orjson.dumps(obj))
+
+
 def copy_rows(
     cursor: psycopg.Cursor,
     table: str,
@@ -76,6 +87,7 @@ def copy_rows(
     )
     # Only looked up by oid (COPY set_types), so other uuid handling is untouched.
     cursor.adapters.register_dumper(None, UuidBinaryDumper)
+    cursor.adapters.register_dumper(None, JsonbBinaryDumper)
     with cursor.copy(statement) as copy:
         copy.set_types(list(types))
         for row in rows:
