@@ -142,7 +142,8 @@ def family_for_topic(settings: Settings, topic: str) -> str:
     raise KeyError(f"topic {topic!r} is not a raw event topic; expected one of {FAMILIES}")
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """True when parsed JSON nests dicts/lists deeper than `limit` levels."""
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
@@ -220,7 +221,7 @@ class EventValidator:
             )
         # Nesting needs an opening bracket per level: most events have too few to check.
         brackets = value.count(b"{") + value.count(b"[")
-        if brackets > self._max_depth and _depth_exceeds(event, self._max_depth):
+        if brackets > self._max_depth and depth_exceeds(event, self._max_depth):
             raise _Invalid(
                 "too_deep", f"JSON nesting exceeds validation.max_json_depth={self._max_depth}"
             )

@@ -31,6 +31,18 @@ class EventBatch:
         return orjson.loads(self.values[i])
 
 
+def due_before(due: np.ndarray, step_ms: int, t1_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """(device index, event time) of every reading due before t1; advances `due` in place."""
+    idx_parts, time_parts = [], []
+    while len(idx := np.flatnonzero(due < t1_ms)):
+        idx_parts.append(idx)
+        time_parts.append(due[idx].copy())
+        due[idx] += step_ms
+    if not idx_parts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(idx_parts), np.concatenate(time_parts)
+
+
 def sort_positions(times_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stable time order of events and, per event, its position in that order."""
     order = np.argsort(times_ms, kind="stable")

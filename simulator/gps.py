@@ -15,7 +15,7 @@ import orjson
 
 from openpipe.config import GpsDevices, GpsRoute
 from openpipe.events import SCHEMA_VERSION
-from simulator.common import EventBatch, event_times, family_rng, uuid4_strings
+from simulator.common import EventBatch, due_before, event_times, family_rng, uuid4_strings
 
 EARTH_RADIUS_M = 6_371_008.8
 # sigma per axis = accuracy / 1.51 gives P(horizontal error <= accuracy) = 0.68.
@@ -231,20 +231,9 @@ class GpsFleet:
             "accuracy_m": accuracy,
         }
 
-    def _due(self, t1: int) -> tuple[np.ndarray, np.ndarray]:
-        due, step = self._state["due"], self.interval_ms
-        idx_parts, time_parts = [], []
-        while len(idx := np.flatnonzero(due < t1)):
-            idx_parts.append(idx)
-            time_parts.append(due[idx].copy())
-            due[idx] += step
-        if not idx_parts:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        return np.concatenate(idx_parts), np.concatenate(time_parts)
-
     def generate(self, t0_ms: int, t1_ms: int) -> EventBatch:
         """Fixes with event time before `t1_ms`, sorted by time."""
-        idx, times = self._due(t1_ms)
+        idx, times = due_before(self._state["due"], self.interval_ms, t1_ms)
         order = np.argsort(times, kind="stable")
         idx, times = idx[order], times[order]
         # A device due twice in one window must move twice, in order.

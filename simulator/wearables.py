@@ -19,6 +19,7 @@ from openpipe.events import SCHEMA_VERSION
 from simulator.common import (
     MS_PER_HOUR,
     EventBatch,
+    due_before,
     event_times,
     family_rng,
     ist_hour,
@@ -221,19 +222,7 @@ class WearableFleet:
             s["meal_next"][ate] = self._next_meal(s["meal_last"][ate], s["meal_offset_h"][ate])
 
     def _due(self, metric: str, t1: int) -> tuple[np.ndarray, np.ndarray]:
-        due = self._state[f"due_{metric}"]
-        step = self.interval_ms(metric)
-        idx_parts, time_parts = [], []
-        while True:
-            idx = np.flatnonzero(due < t1)
-            if not len(idx):
-                break
-            idx_parts.append(idx)
-            time_parts.append(due[idx].copy())
-            due[idx] += step
-        if not idx_parts:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        return np.concatenate(idx_parts), np.concatenate(time_parts)
+        return due_before(self._state[f"due_{metric}"], self.interval_ms(metric), t1)
 
     def _circadian(self, t: np.ndarray) -> np.ndarray:
         return np.cos(2 * np.pi * (ist_hour(t) - 16.0) / 24.0)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from openpipe.events import METRIC_FIELDS
+from openpipe.events import METRIC_FIELDS, depth_exceeds
 
 #: Kind used when a valid event holds a value PostgreSQL cannot store (text with NUL).
 UNSTORABLE = "unstorable_value"
@@ -139,18 +139,6 @@ def gps_row(
 # --- Flink output topics -------------------------------------------------------------
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-    return False
-
-
 def parse_record(value: bytes | None, *, max_bytes: int, max_depth: int) -> dict:
     """Envelope checks for a Flink output message; returns the JSON object or raises Reject."""
     if value is None:
@@ -170,7 +158,7 @@ def parse_record(value: bytes | None, *, max_bytes: int, max_depth: int) -> dict
         raise Reject(kind, f"value is not valid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise Reject("not_an_object", f"value is a JSON {type(record).__name__}, not an object")
-    if _depth_exceeds(record, max_depth):
+    if depth_exceeds(record, max_depth):
         raise Reject("too_deep", f"JSON nesting exceeds {max_depth} levels")
     return record
 

@@ -8,17 +8,12 @@ from flink_jobs.health_windows import plan_fingerprint
 from openpipe_dagster.flink.assets import deploy_flink_health_job
 from openpipe_dagster.flink.resources import FlinkService, FlinkServiceError
 from openpipe_dagster.infrastructure.resources import SettingsResource
+from openpipe_dagster.infrastructure.runs import IN_FLIGHT_STATUSES
 
 #: Ticks run this often, so a dead job is back well within a minute.
 SUPERVISOR_INTERVAL_S = 10
 #: A failed redeploy is retried with a fresh run key after this long.
 RETRY_AFTER_S = 120
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def needs_deploy(flink: FlinkService, config_hash: str, plan_hash: str) -> str | None:
@@ -56,7 +51,7 @@ def flink_health_job_supervisor(
     if reason is None:
         return dg.SkipReason("one job RUNNING (or recovering) with the current config")
     in_flight = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=deploy_flink_health_job.name, statuses=_IN_FLIGHT),
+        filters=dg.RunsFilter(job_name=deploy_flink_health_job.name, statuses=IN_FLIGHT_STATUSES),
         limit=1,
     )
     if in_flight:

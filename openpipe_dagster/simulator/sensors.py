@@ -3,16 +3,11 @@
 import dagster as dg
 
 from openpipe_dagster.infrastructure.resources import SettingsResource
+from openpipe_dagster.infrastructure.runs import IN_FLIGHT_STATUSES
 from openpipe_dagster.simulator.assets import simulator_service, simulator_service_job
 from openpipe_dagster.simulator.resources import SimulatorService
 
 SUPERVISOR_INTERVAL_S = 10
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 @dg.sensor(
@@ -58,7 +53,8 @@ def simulator_supervisor(
             ]
         )
     in_flight = context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name=simulator_service_job.name, statuses=_IN_FLIGHT), limit=1
+        filters=dg.RunsFilter(job_name=simulator_service_job.name, statuses=IN_FLIGHT_STATUSES),
+        limit=1,
     )
     if in_flight:
         return dg.SensorResult(

@@ -15,19 +15,13 @@ from openpipe_dagster.infrastructure.resources import (
     PostgresResource,
     SettingsResource,
 )
+from openpipe_dagster.infrastructure.runs import IN_FLIGHT_STATUSES
 from openpipe_dagster.sinks.assets import SINK_TAG, WORKLOAD_TAGS
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
         UnresolvedAssetJobDefinition,
     )
-
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def sink_run_key(sink: str, stored: dict[int, int], marks: dict[int, int]) -> str:
@@ -69,7 +63,7 @@ def build_sink_sensor(
         settings_resource: SettingsResource,
     ) -> dg.SensorResult | dg.SkipReason:
         in_flight = context.instance.get_run_records(
-            filters=dg.RunsFilter(tags={SINK_TAG: spec.table}, statuses=_IN_FLIGHT), limit=1
+            filters=dg.RunsFilter(tags={SINK_TAG: spec.table}, statuses=IN_FLIGHT_STATUSES), limit=1
         )
         if in_flight:
             return dg.SkipReason(f"run {in_flight[0].dagster_run.run_id} is still in flight")
