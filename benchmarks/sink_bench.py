@@ -27,7 +27,9 @@ from confluent_kafka.admin import NewTopic
 from openpipe import db, kafka
 from openpipe import migrations as m
 from openpipe.config import load_settings
+from openpipe.events import EventValidator
 from openpipe.sinks import SINKS, drain_topic, samples
+from openpipe.sinks.rows import kafka_time
 from openpipe.sinks.schema import ensure_partitions, read_storage
 
 SPEC = SINKS["wearable_readings"]
@@ -42,15 +44,18 @@ def produce(settings, topic: str, count: int) -> list[tuple]:
     for future in futures.values():
         future.result()
     producer = kafka.make_producer(settings.kafka.bootstrap_servers, settings.kafka)
+    validator = EventValidator(settings)
     rng = random.Random(42)
     now = int(time.time() * 1000)
     rows = []
     for i in range(count):
         event = samples.wearable_event(rng, now - 50 * i)
-        producer.produce(topic, key=event["device_id"].encode(), value=samples.encode(event))
+        value = samples.encode(event)
+        producer.produce(topic, key=event["device_id"].encode(), value=value)
         if i % 5000 == 0:
             producer.poll(0)
-        rows.append(SPEC.raw_row(event, topic, 0, i, now))
+        event = validator.parse(SPEC.family, value, now)
+        rows.append(SPEC.raw_row(event, topic, 0, i, kafka_time(now)))
     if producer.flush(60):
         raise RuntimeError("producer could not deliver every benchmark event within 60 s")
     return rows

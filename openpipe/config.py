@@ -181,7 +181,7 @@ class DatabaseSettings(Section):
 
 
 class PipelineSettings(Section):
-    batch_size: Annotated[int, Field(ge=1)] = 50000
+    batch_size: Annotated[int, Field(ge=1)] = 200000
     flush_interval_s: PositiveSeconds = 5
     max_batch_seconds: PositiveSeconds = 30
     sensor_min_interval_s: Annotated[int, Field(ge=1)] = 10

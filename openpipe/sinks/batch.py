@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from openpipe.config import Settings
-from openpipe.events import FAULT_HEADER, EventValidator
+from openpipe.events import FAULT_HEADER, EventValidator, InvalidEvent
 from openpipe.sinks.rows import Reject, kafka_time, parse_record
 from openpipe.sinks.specs import SinkSpec
 
@@ -52,6 +53,7 @@ class Batch:
     offsets: dict[int, OffsetRange] = field(default_factory=dict)
     seen: set = field(default_factory=set)  # event_ids already filed (shared across chunks)
     _by_key: dict = field(default_factory=dict)
+    _time: tuple[int, datetime | None] = (0, None)  # last (timestamp ms, kafka_time): reused
 
     @classmethod
     def for_sink(
@@ -97,21 +99,21 @@ class Batch:
                 self._add_event(partition, offset, value, timestamp_ms, headers)
             else:
                 self._add_record(partition, offset, value)
-        except Reject as reject:
+        except (Reject, InvalidEvent) as reject:
             self._dead_letter(partition, offset, key, value, timestamp_ms, headers, reject)
 
     def _add_event(
         self, partition: int, offset: int, value: bytes | None, ts_ms: int, headers: Headers
     ) -> None:
-        verdict = self.validator.validate(self.spec.family, value, ts_ms)
-        if not verdict.ok:
-            raise Reject(verdict.error_kind, verdict.error_detail or verdict.error_kind)
-        event_id = verdict.event["event_id"].lower()
+        event = self.validator.parse(self.spec.family, value, ts_ms)
+        event_id = event.event_id.lower()
         if event_id in self.seen:
             self.duplicates += 1
             return
+        if self._time[0] != ts_ms:  # messages of one producer batch share their timestamp
+            self._time = (ts_ms, kafka_time(ts_ms))
         row = self.spec.raw_row(
-            verdict.event, self.topic, partition, offset, ts_ms, _fault(headers)
+            event, self.topic, partition, offset, self._time[1], _fault(headers)
         )
         self.seen.add(event_id)
         self.rows.append(row)
@@ -133,7 +135,7 @@ class Batch:
         value: bytes | None,
         ts_ms: int,
         headers: Headers,
-        reject: Reject,
+        reject: Reject | InvalidEvent,
     ) -> None:
         self.dead_letter_kinds[reject.kind] += 1
         self.dead_letters.append(

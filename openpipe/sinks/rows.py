@@ -13,9 +13,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
-from openpipe.events import METRIC_FIELDS, depth_exceeds
+from openpipe.events import depth_exceeds
 
 #: Kind used when a valid event holds a value PostgreSQL cannot store (text with NUL).
 UNSTORABLE = "unstorable_value"
@@ -43,95 +44,130 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
-def _event_time(event: dict) -> datetime:
+def _event_time(event: Any) -> datetime:
     # The validator has already checked the RFC 3339 shape; fromisoformat is the fast path.
-    return datetime.fromisoformat(event["event_time"])
+    return datetime.fromisoformat(event.event_time)
 
 
-def _measure(event: dict, name: str, measured: tuple[str, ...]) -> float | None:
-    return float(event[name]) if name in measured else None
+# Raw builders take what `EventValidator.parse` returns (one attribute per event field)
+# and the message's Kafka timestamp as `kafka_time` gives it.
+
+# Per metric: (heart_rate_bpm, systolic_mmhg, diastolic_mmhg, glucose_mg_dl), the
+# measurement columns in table order, the metric's own fields filled (METRIC_FIELDS).
+_MEASURES: dict[str, Callable[[Any], tuple]] = {
+    "heart_rate": lambda e: (float(e.heart_rate_bpm), None, None, None),
+    "blood_pressure": lambda e: (None, float(e.systolic_mmhg), float(e.diastolic_mmhg), None),
+    "blood_sugar": lambda e: (None, None, None, float(e.glucose_mg_dl)),
+}
 
 
 def wearable_row(
-    event: dict, topic: str, partition: int, offset: int, ts_ms: int, fault: str | None = None
+    event: Any,
+    topic: str,
+    partition: int,
+    offset: int,
+    kafka_timestamp: datetime | None,
+    fault: str | None = None,
 ) -> tuple:
-    """A validated wearable event as a wearable_readings row (COPY column order).
+    """A valid wearable event as a wearable_readings row (COPY column order).
 
     Only the measurement fields of the event's metric are kept; event_id stays text
     (the COPY dumper writes it as binary uuid).
     """
-    metric = event["metric"]
-    measured = METRIC_FIELDS[metric]
-    device_id, patient_id = event["device_id"], event["patient_id"]
+    metric = event.metric
+    device_id, patient_id = event.device_id, event.patient_id
     if "\x00" in device_id or "\x00" in patient_id:
         _text(device_id, "device_id")
         _text(patient_id, "patient_id")
     return (
-        event["event_id"],
+        event.event_id,
         _event_time(event),
         device_id,
         patient_id,
         metric,
-        _measure(event, "heart_rate_bpm", measured),
-        _measure(event, "systolic_mmhg", measured),
-        _measure(event, "diastolic_mmhg", measured),
-        _measure(event, "glucose_mg_dl", measured),
+        *_MEASURES[metric](event),
         topic,
         partition,
         offset,
-        kafka_time(ts_ms),
+        kafka_timestamp,
         fault,
     )
 
 
+_ITEMS = msgspec.json.Encoder()
+
+
 def restaurant_row(
-    event: dict, topic: str, partition: int, offset: int, ts_ms: int, fault: str | None = None
+    event: Any,
+    topic: str,
+    partition: int,
+    offset: int,
+    kafka_timestamp: datetime | None,
+    fault: str | None = None,
 ) -> tuple:
-    """A validated restaurant event as a restaurant_orders row (items stay JSON)."""
-    items = orjson.dumps(event["items"])
+    """A valid restaurant event as a restaurant_orders row (items stay JSON).
+
+    Order lines keep the contract's fields only, whichever door the event came through.
+    """
+    items = event.items
+    if items and isinstance(items[0], dict):  # from `validate`: drop unknown fields
+        items = [
+            {
+                "dish_code": i["dish_code"],
+                "quantity": i["quantity"],
+                "unit_price_inr": float(i["unit_price_inr"]),
+            }
+            for i in items
+        ]
+    items = _ITEMS.encode(items)
     if b"\\u0000" in items:
         raise Reject(UNSTORABLE, "items contains a NUL character, which jsonb rejects")
     return (
-        event["event_id"],
+        event.event_id,
         _event_time(event),
-        _text(event["device_id"], "device_id"),
-        _text(event["restaurant_id"], "restaurant_id"),
-        _text(event["city"], "city"),
-        _text(event["order_id"], "order_id"),
-        event["table_number"],
-        event["order_status"],
-        event["payment_status"],
-        event["payment_method"],
+        _text(event.device_id, "device_id"),
+        _text(event.restaurant_id, "restaurant_id"),
+        _text(event.city, "city"),
+        _text(event.order_id, "order_id"),
+        event.table_number,
+        event.order_status,
+        event.payment_status,
+        event.payment_method,
         items,
-        float(event["total_inr"]),
+        float(event.total_inr),
         topic,
         partition,
         offset,
-        kafka_time(ts_ms),
+        kafka_timestamp,
         fault,
     )
 
 
 def gps_row(
-    event: dict, topic: str, partition: int, offset: int, ts_ms: int, fault: str | None = None
+    event: Any,
+    topic: str,
+    partition: int,
+    offset: int,
+    kafka_timestamp: datetime | None,
+    fault: str | None = None,
 ) -> tuple:
-    """A validated GPS event as a gps_points row."""
+    """A valid GPS event as a gps_points row."""
     return (
-        event["event_id"],
+        event.event_id,
         _event_time(event),
-        _text(event["device_id"], "device_id"),
-        _text(event["vehicle_id"], "vehicle_id"),
-        _text(event["route_id"], "route_id"),
-        _text(event["city"], "city"),
-        float(event["lat"]),
-        float(event["lon"]),
-        float(event["speed_kmh"]),
-        float(event["heading_deg"]),
-        float(event["accuracy_m"]),
+        _text(event.device_id, "device_id"),
+        _text(event.vehicle_id, "vehicle_id"),
+        _text(event.route_id, "route_id"),
+        _text(event.city, "city"),
+        float(event.lat),
+        float(event.lon),
+        float(event.speed_kmh),
+        float(event.heading_deg),
+        float(event.accuracy_m),
         topic,
         partition,
         offset,
-        kafka_time(ts_ms),
+        kafka_timestamp,
         fault,
     )
 
@@ -250,5 +286,5 @@ def alert_row(record: dict, topic: str, partition: int, offset: int) -> tuple:
     )
 
 
-RawRowBuilder = Callable[[dict, str, int, int, int, str | None], tuple]
+RawRowBuilder = Callable[[Any, str, int, int, datetime | None, str | None], tuple]
 RecordRowBuilder = Callable[[dict, str, int, int], tuple]

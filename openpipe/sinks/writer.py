@@ -1,7 +1,14 @@
-"""The sink's one transaction: rows (COPY -> staging -> INSERT ON CONFLICT), dead letters, offsets.
+"""The sink's one transaction: rows, dead letters and offsets.
 
 Everything a batch changes commits together, so a crash at any point either leaves
 the previous state (the batch is re-read from the stored offsets) or the new one.
+
+Rows of append-only sinks are first COPYed straight into the table inside a savepoint:
+almost always no key exists yet, and COPY's multi-row insert is the fastest write there
+is. When a key does exist (a replay, or a duplicate whose original an earlier run
+stored) the unique index stops the COPY, the savepoint undoes it, and the rows go the
+safe way: COPY into a temp staging table, then `INSERT ... ON CONFLICT`. Upsert sinks
+always go the safe way.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class WriteResult:
     rows_written: int  # inserted, or for upserts inserted + changed
     conflicts: int  # rows whose key already existed unchanged (duplicates / replays)
     dead_letters_written: int
+    copied_directly: bool  # False when the rows went through staging + ON CONFLICT
 
 
 def staging_table(spec: SinkSpec) -> str:
@@ -115,21 +123,19 @@ def write_batch(
     dead_letters: list[tuple],
     start_offsets: dict[int, int | None],
     next_offsets: dict[int, int],
+    try_direct: bool = True,
 ) -> WriteResult:
-    """Write one batch and advance its offsets in a single transaction (conn in autocommit)."""
+    """Write one batch and advance its offsets in a single transaction (conn in autocommit).
+
+    `try_direct=False` skips the direct COPY attempt (for a run that already met a
+    conflict); upsert sinks never try it.
+    """
     inserted = dead = 0
+    direct = False
     with conn.transaction(), conn.cursor() as cur:
         if rows:
-            stage = staging_table(spec)
-            cur.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
-                    "ON COMMIT DELETE ROWS"
-                ).format(sql.Identifier(stage), sql.Identifier(spec.table))
-            )
-            copy_rows(cur, stage, spec.column_names, spec.column_types, rows)
-            cur.execute(_insert_statement(spec))
-            inserted = cur.rowcount
+            direct = try_direct and not spec.upsert and _copy_direct(cur, spec, rows)
+            inserted = len(rows) if direct else _insert_via_staging(cur, spec, rows)
         if dead_letters:
             cur.executemany(_DEAD_LETTER_INSERT, dead_letters)
             dead = len(dead_letters)
@@ -152,5 +158,32 @@ def write_batch(
                 )
         crash_point("after_write")
     return WriteResult(
-        rows_written=inserted, conflicts=len(rows) - inserted, dead_letters_written=dead
+        rows_written=inserted,
+        conflicts=len(rows) - inserted,
+        dead_letters_written=dead,
+        copied_directly=direct,
     )
+
+
+def _copy_direct(cur: psycopg.Cursor, spec: SinkSpec, rows: list[tuple]) -> bool:
+    """COPY rows straight into the table; False (and nothing written) if a key exists."""
+    try:
+        with cur.connection.transaction():  # a savepoint: a duplicate undoes only this COPY
+            copy_rows(cur, spec.table, spec.column_names, spec.column_types, rows)
+    except psycopg.errors.UniqueViolation:
+        log.info("%s: a key of this chunk is already stored; writing it via staging", spec.table)
+        return False
+    return True
+
+
+def _insert_via_staging(cur: psycopg.Cursor, spec: SinkSpec, rows: list[tuple]) -> int:
+    """COPY rows into a temp staging table, then INSERT ... ON CONFLICT; returns rows changed."""
+    stage = staging_table(spec)
+    cur.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        ).format(sql.Identifier(stage), sql.Identifier(spec.table))
+    )
+    copy_rows(cur, stage, spec.column_names, spec.column_types, rows)
+    cur.execute(_insert_statement(spec))
+    return cur.rowcount

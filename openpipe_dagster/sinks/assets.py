@@ -87,6 +87,7 @@ def drain_metadata(result: DrainResult) -> dict[str, dg.MetadataValue | int | fl
         ),
         "rows_per_s": round(result.rows_per_second, 1),
         "transactions": result.transactions,
+        "transactions_via_staging": result.staged_transactions,
         "seconds": round(result.seconds, 3),
         "partitions_created": dg.MetadataValue.json(result.partitions_created),
         "skipped_reason": result.skipped_reason or "",

@@ -178,6 +178,47 @@ def test_replay_from_offset_zero_changes_no_row(settings, connect, make_topic, p
     assert after == before and dead_after == dead_before
 
 
+def test_fresh_events_copy_straight_in_and_a_rewind_writes_only_new_rows(
+    settings, connect, make_topic, produce
+):
+    topic = make_topic("rewind")
+    now = int(time.time() * 1000)
+    rng = random.Random(21)
+    first = [(b"k%d" % i, encode(wearable_event(rng, now - i)), None) for i in range(2000)]
+    produce(topic, first, now)
+    fresh = drain_all(settings, connect, topic)
+    assert sum(r.rows_written for r in fresh) == 2000
+    assert sum(r.staged_transactions for r in fresh) == 0, "no key was stored: COPY straight in"
+    with connect() as conn:
+        stored = conn.execute(
+            "SELECT event_id, xmin::text FROM wearable_readings WHERE kafka_topic = %s", (topic,)
+        ).fetchall()
+        # Rewind every partition halfway, as an operator repairing offsets might.
+        conn.execute(
+            "UPDATE sink_offsets SET next_offset = next_offset / 2 WHERE kafka_topic = %s",
+            (topic,),
+        )
+        rewound = conn.execute(
+            "SELECT sum(next_offset) FROM sink_offsets WHERE kafka_topic = %s", (topic,)
+        ).fetchone()[0]
+    second = [(b"k%d" % i, encode(wearable_event(rng, now - i)), None) for i in range(500)]
+    produce(topic, second, now)
+    mixed = drain_all(settings, connect, topic)
+    assert sum(r.rows_written for r in mixed) == 500
+    assert sum(r.duplicates_dropped for r in mixed) == 2000 - rewound
+    assert sum(r.staged_transactions for r in mixed) >= 1
+    with connect() as conn:
+        after = dict(
+            conn.execute(
+                "SELECT event_id, xmin::text FROM wearable_readings WHERE kafka_topic = %s",
+                (topic,),
+            ).fetchall()
+        )
+        assert stored_equals_high_watermarks(settings, conn, "wearable_readings", topic)
+    assert len(after) == 2500
+    assert all(after[event_id] == xmin for event_id, xmin in stored), "stored rows untouched"
+
+
 def test_flink_results_upsert_and_replay_changes_nothing(settings, connect, make_topic, produce):
     topic = make_topic("metrics")
     now = int(time.time() * 1000)
