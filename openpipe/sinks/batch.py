@@ -1,4 +1,8 @@
-"""Pure batch assembly: Kafka messages in, table rows + dead letters + offset ranges out."""
+"""Pure batch assembly: Kafka messages in, table rows and dead letters out.
+
+The offsets a batch covers are tracked by its reader (openpipe.sinks.drain), which
+also skips what lies past the run's targets.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,6 @@ from openpipe.sinks.rows import Reject, kafka_time, parse_record
 from openpipe.sinks.specs import SinkSpec
 
 Headers = list[tuple[str, bytes | None]] | None
-
-
-@dataclass(slots=True)
-class OffsetRange:
-    """Offsets consumed from one partition: [first, next)."""
-
-    first: int
-    next: int
 
 
 def _safe_text(raw: bytes | None) -> str | None:
@@ -50,7 +46,6 @@ class Batch:
     dead_letter_kinds: Counter = field(default_factory=Counter)
     duplicates: int = 0
     messages: int = 0
-    offsets: dict[int, OffsetRange] = field(default_factory=dict)
     seen: set = field(default_factory=set)  # event_ids already filed (shared across chunks)
     _by_key: dict = field(default_factory=dict)
     _time: tuple[int, datetime | None] = (0, None)  # last (timestamp ms, kafka_time): reused
@@ -89,11 +84,6 @@ class Batch:
     ) -> None:
         """Judge one message and file it as a row, a duplicate or a dead letter."""
         self.messages += 1
-        span = self.offsets.get(partition)
-        if span is None:
-            self.offsets[partition] = OffsetRange(offset, offset + 1)
-        else:
-            span.next = offset + 1
         try:
             if self.spec.family is not None:
                 self._add_event(partition, offset, value, timestamp_ms, headers)
@@ -156,7 +146,3 @@ class Batch:
     def table_rows(self) -> list[tuple]:
         """Rows to write, in COPY column order (upserts: one per key, the latest)."""
         return self.rows if self.spec.family is not None else list(self._by_key.values())
-
-    def next_offsets(self) -> dict[int, int]:
-        """Partition -> first offset not covered by this batch."""
-        return {partition: span.next for partition, span in self.offsets.items()}
