@@ -338,11 +338,12 @@ class EventValidator:
         }
 
     def parse(self, family: str, value: bytes | None, kafka_timestamp_ms: int) -> Any:
-        """The event of a valid message, with one attribute per field; else InvalidEvent.
+        """The event of a valid message, one attribute per field; else InvalidEvent.
 
         The sinks' hot path: one msgspec pass decides for almost every message. A message
         it refuses, or that could nest too deep for it to judge, is walked by `validate`,
-        whose verdict stands. Of a wearable event only its metric's fields are meaningful.
+        whose verdict stands. `event_time` comes back parsed (an aware datetime); of a
+        wearable event only its metric's measurement fields are meaningful.
         """
         decoder = self._decoders.get(family)
         if decoder is None:
@@ -354,24 +355,25 @@ class EventValidator:
         ):
             try:
                 event = decoder.decode(value)
-            except (msgspec.DecodeError, ValueError):  # ValidationError, bad UTF-8, ...
+                moment = datetime.fromisoformat(event.event_time)  # the struct checked the shape
+            except (msgspec.DecodeError, ValueError):  # ValidationError, bad UTF-8, bad date
                 pass
             else:
-                if self._passes[family](event) and self._in_time(event, kafka_timestamp_ms):
+                if self._passes[family](event) and (
+                    kafka_timestamp_ms <= 0 or self._in_window(moment, kafka_timestamp_ms)
+                ):
+                    event.event_time = moment
                     return event
         verdict = self.validate(family, value, kafka_timestamp_ms)
         if not verdict.ok:
             raise InvalidEvent(verdict.error_kind, verdict.error_detail)
-        return SimpleNamespace(**verdict.event)  # valid, though the stricter struct refused it
+        # Valid, though the stricter struct refused it (say, an unknown field).
+        event = SimpleNamespace(**verdict.event)
+        event.event_time = datetime.fromisoformat(event.event_time)
+        return event
 
-    def _in_time(self, event: Any, kafka_timestamp_ms: int) -> bool:
-        """`_check_time` without the error text; False sends the message to `validate`."""
-        try:
-            moment = datetime.fromisoformat(event.event_time)
-        except ValueError:
-            return False
-        if kafka_timestamp_ms <= 0:
-            return True
+    def _in_window(self, moment: datetime, kafka_timestamp_ms: int) -> bool:
+        """`_check_time`'s window without the error text."""
         ahead = int(moment.timestamp() * 1000) - kafka_timestamp_ms
         return ahead <= self._max_future_ms and -ahead <= self._max_age_ms
 

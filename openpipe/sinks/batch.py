@@ -102,9 +102,8 @@ class Batch:
             return
         if self._time[0] != ts_ms:  # messages of one producer batch share their timestamp
             self._time = (ts_ms, kafka_time(ts_ms))
-        row = self.spec.raw_row(
-            event, self.topic, partition, offset, self._time[1], _fault(headers)
-        )
+        fault = _fault(headers) if headers else None
+        row = self.spec.raw_row(event, self.topic, partition, offset, self._time[1], fault)
         self.seen.add(event_id)
         self.rows.append(row)
 

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from openpipe.config import parse_settings
-from openpipe.events import FAMILIES, EventValidator, InvalidEvent
+from openpipe.events import FAMILIES, EventValidator, InvalidEvent, parse_event_time
 from openpipe.sinks import SINKS
 from openpipe.sinks.rows import Reject
 from openpipe.sinks.samples import poison_wearables
@@ -75,7 +75,8 @@ def _both(family: str, value: bytes | None, ts: int = NOW_MS) -> None:
     verdict = VALIDATOR.validate(family, value, ts)
     if verdict.ok:
         row = _row(family, VALIDATOR.parse(family, value, ts))
-        assert row == _row(family, SimpleNamespace(**verdict.event)), value
+        walked = {**verdict.event, "event_time": parse_event_time(verdict.event["event_time"])}
+        assert row == _row(family, SimpleNamespace(**walked)), value
     else:
         with pytest.raises(InvalidEvent) as caught:
             VALIDATOR.parse(family, value, ts)
