@@ -18,7 +18,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
@@ -282,6 +282,7 @@ def _event_types(v: Any) -> dict[str, type]:
     }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The deepest nesting a struct accepts (restaurant event -> items -> order line); with
 #: unknown fields refused, a decoded event can be no deeper.
 _STRUCT_DEPTH = 3
@@ -330,6 +331,7 @@ class EventValidator:
         self._decoders = {
             name: msgspec.json.Decoder(kind) for name, kind in _event_types(v).items()
         }
+        self._window: tuple[int, datetime, datetime] = (0, _EPOCH, _EPOCH)  # `_in_window`'s
         # What the structs cannot check; each False sends the message to `validate`.
         self._passes = {
             "wearables": _wearable_passes,
@@ -373,9 +375,21 @@ class EventValidator:
         return event
 
     def _in_window(self, moment: datetime, kafka_timestamp_ms: int) -> bool:
-        """`_check_time`'s window without the error text."""
-        ahead = int(moment.timestamp() * 1000) - kafka_timestamp_ms
-        return ahead <= self._max_future_ms and -ahead <= self._max_age_ms
+        """`_check_time`'s window as two datetime comparisons (bounds kept per timestamp).
+
+        Each bound sits 1 ms inside the walk's, so the walk's float rounding of
+        `timestamp()` can never make it refuse what this accepts.
+        """
+        window = self._window  # (timestamp, earliest, latest); one attribute: thread-safe
+        if window[0] != kafka_timestamp_ms:
+            sent = _EPOCH + timedelta(milliseconds=kafka_timestamp_ms)
+            window = (
+                kafka_timestamp_ms,
+                sent - timedelta(milliseconds=self._max_age_ms - 1),
+                sent + timedelta(milliseconds=self._max_future_ms - 1),
+            )
+            self._window = window
+        return window[1] <= moment <= window[2]
 
     def _brackets_exceed(self, value: bytes) -> bool:
         return value.count(b"{") + value.count(b"[") > self._max_depth

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import orjson
@@ -179,6 +180,17 @@ def test_odd_bytes_get_the_same_verdict(raw: bytes | None) -> None:
 def test_time_window_gets_the_same_verdict(ts: int) -> None:
     for family in FAMILIES:
         _both(family, orjson.dumps(CLEAN[family]), ts)
+
+
+@pytest.mark.parametrize("edge_ms", [300_000, -86_400_000])  # max_future_seconds, max_age_hours
+@pytest.mark.parametrize("nudge_us", [-1500, -1000, -999, -1, 0, 1, 999, 1000, 1001, 1500])
+def test_time_window_edges_get_the_same_verdict(edge_ms: int, nudge_us: int) -> None:
+    sent_ms = 1_767_225_600_000 + 123
+    moment = datetime.fromtimestamp(0, UTC) + timedelta(
+        milliseconds=sent_ms + edge_ms, microseconds=nudge_us
+    )
+    event = {**CLEAN["gps"], "event_time": moment.isoformat().replace("+00:00", "Z")}
+    _both("gps", orjson.dumps(event), sent_ms)
 
 
 def test_a_valid_event_the_struct_refuses_is_still_accepted() -> None:
