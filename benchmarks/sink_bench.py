@@ -53,7 +53,12 @@ def produce(settings, topic: str, count: int) -> list[tuple]:
     for i in range(count):
         event = samples.wearable_event(rng, now - 50 * i)
         value = samples.encode(event)
-        producer.produce(topic, key=event["device_id"].encode(), value=value)
+        while True:
+            try:
+                producer.produce(topic, key=event["device_id"].encode(), value=value)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.1)
         if i % 5000 == 0:
             producer.poll(0)
         event = validator.parse(SPEC.family, value, now)
