@@ -62,7 +62,7 @@ def produce(settings, topic: str, count: int) -> list[tuple]:
         if i % 5000 == 0:
             producer.poll(0)
         event = validator.parse(SPEC.family, value, now)
-        rows.append(SPEC.raw_row(event, topic, 0, i, kafka_time(now)))
+        rows.append(SPEC.raw_row(event, (topic, 0, i, kafka_time(now), None)))
     if producer.flush(60):
         raise RuntimeError("producer could not deliver every benchmark event within 60 s")
     return rows

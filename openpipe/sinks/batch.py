@@ -103,7 +103,7 @@ class Batch:
         if self._time[0] != ts_ms:  # messages of one producer batch share their timestamp
             self._time = (ts_ms, kafka_time(ts_ms))
         fault = _fault(headers) if headers else None
-        row = self.spec.raw_row(event, self.topic, partition, offset, self._time[1], fault)
+        row = self.spec.raw_row(event, (self.topic, partition, offset, self._time[1], fault))
         self.seen.add(event_id)
         self.rows.append(row)
 

@@ -45,7 +45,8 @@ def _text(value: Any, name: str) -> str:
 
 
 # Raw builders take what `EventValidator.parse` returns (one attribute per event field,
-# event_time already a datetime) and the message's Kafka timestamp from `kafka_time`.
+# event_time already a datetime) and `kafka`, the raw tables' last columns:
+# (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, injected_fault).
 
 # Per metric: (heart_rate_bpm, systolic_mmhg, diastolic_mmhg, glucose_mg_dl), the
 # measurement columns in table order, the metric's own fields filled (METRIC_FIELDS).
@@ -56,14 +57,7 @@ _MEASURES: dict[str, Callable[[Any], tuple]] = {
 }
 
 
-def wearable_row(
-    event: Any,
-    topic: str,
-    partition: int,
-    offset: int,
-    kafka_timestamp: datetime | None,
-    fault: str | None = None,
-) -> tuple:
+def wearable_row(event: Any, kafka: tuple) -> tuple:
     """A valid wearable event as a wearable_readings row (COPY column order).
 
     Only the measurement fields of the event's metric are kept; event_id stays text
@@ -81,25 +75,14 @@ def wearable_row(
         patient_id,
         metric,
         *_MEASURES[metric](event),
-        topic,
-        partition,
-        offset,
-        kafka_timestamp,
-        fault,
+        *kafka,
     )
 
 
 _ITEMS = msgspec.json.Encoder()
 
 
-def restaurant_row(
-    event: Any,
-    topic: str,
-    partition: int,
-    offset: int,
-    kafka_timestamp: datetime | None,
-    fault: str | None = None,
-) -> tuple:
+def restaurant_row(event: Any, kafka: tuple) -> tuple:
     """A valid restaurant event as a restaurant_orders row (items stay JSON).
 
     Order lines keep the contract's fields only, whichever door the event came through.
@@ -130,22 +113,11 @@ def restaurant_row(
         event.payment_method,
         items,
         float(event.total_inr),
-        topic,
-        partition,
-        offset,
-        kafka_timestamp,
-        fault,
+        *kafka,
     )
 
 
-def gps_row(
-    event: Any,
-    topic: str,
-    partition: int,
-    offset: int,
-    kafka_timestamp: datetime | None,
-    fault: str | None = None,
-) -> tuple:
+def gps_row(event: Any, kafka: tuple) -> tuple:
     """A valid GPS event as a gps_points row."""
     return (
         event.event_id,
@@ -159,11 +131,7 @@ def gps_row(
         float(event.speed_kmh),
         float(event.heading_deg),
         float(event.accuracy_m),
-        topic,
-        partition,
-        offset,
-        kafka_timestamp,
-        fault,
+        *kafka,
     )
 
 
@@ -281,5 +249,5 @@ def alert_row(record: dict, topic: str, partition: int, offset: int) -> tuple:
     )
 
 
-RawRowBuilder = Callable[[Any, str, int, int, datetime | None, str | None], tuple]
+RawRowBuilder = Callable[[Any, tuple], tuple]
 RecordRowBuilder = Callable[[dict, str, int, int], tuple]

@@ -91,7 +91,7 @@ def _row(family: str, event: object) -> tuple:
     """The stored row (or the storage refusal) the event becomes."""
     spec = next(spec for spec in SINKS.values() if spec.family == family)
     try:
-        return spec.raw_row(event, "t", 0, 0, None, None)
+        return spec.raw_row(event, ("t", 0, 0, None, None))
     except Reject as refusal:
         return (refusal.kind,)
 
