@@ -270,6 +270,9 @@ class DagsterSettings(Section):
     port: Port = 3000
     run_retries: Annotated[int, Field(ge=0)] = 3
     max_concurrent_runs: Annotated[int, Field(ge=1)] = 6
+    # False where the simulator runs on its own (docker-compose starts it as a service):
+    # Dagster then neither launches nor supervises one, so events are not produced twice.
+    launch_simulator: bool = True
 
 
 class AnalyticsSettings(Section):

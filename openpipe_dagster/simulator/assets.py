@@ -23,6 +23,14 @@ def simulator_service(
     settings_resource: SettingsResource,
 ) -> dg.MaterializeResult:
     settings = settings_resource.settings
+    if not settings.dagster.launch_simulator:
+        raise dg.Failure(
+            description="dagster.launch_simulator is false: this deployment runs the simulator "
+            "on its own (docker-compose's simulator service), so Dagster does not start a "
+            "second one. Restart that service instead, or set "
+            "OPENPIPE__DAGSTER__LAUNCH_SIMULATOR=true where Dagster should launch it.",
+            allow_retries=False,
+        )
     deployment = simulator.deploy(settings)
     context.log.info(
         f"simulator running as pid {deployment.pid} with config {deployment.config_hash}; "

@@ -8,6 +8,9 @@ from openpipe_dagster.simulator.assets import simulator_service, simulator_servi
 from openpipe_dagster.simulator.resources import SimulatorService
 
 SUPERVISOR_INTERVAL_S = 10
+NOT_LAUNCHED = (
+    "dagster.launch_simulator is false: the simulator runs on its own (as in docker-compose)"
+)
 
 
 @dg.sensor(
@@ -25,8 +28,10 @@ def simulator_supervisor(
     simulator: SimulatorService,
     settings_resource: SettingsResource,
 ) -> dg.SensorResult:
-    status = simulator.status()
     settings = settings_resource.settings
+    if not settings.dagster.launch_simulator:
+        return dg.SensorResult(skip_reason=NOT_LAUNCHED)
+    status = simulator.status()
     fingerprint = settings.fingerprint()
     if status.desired == "stopped":
         return dg.SensorResult(

@@ -34,6 +34,9 @@ CONTAINER_ADDRESSES = {
     "OPENPIPE__FLINK__MANAGE_LOCAL": "false",
     "OPENPIPE__FLINK__REST_URL": "http://flink-jobmanager:{flink_rest_port}",
     "OPENPIPE__MONITORING__HOST": "0.0.0.0",
+    # Not an address, but the one other thing a container deployment changes: the
+    # simulator is its own service, so Dagster must not launch a second one.
+    "OPENPIPE__DAGSTER__LAUNCH_SIMULATOR": "false",
 }
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
@@ -371,6 +374,15 @@ def test_commands_run_modules_that_exist(
     if not _module_file(module).exists():
         pytest.skip(f"{_module_file(module).relative_to(REPO_ROOT)} is not written yet")
     assert _module_file(module).is_file()
+
+
+def test_dagster_does_not_launch_a_second_simulator(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert "simulator" in services
+    for name in ("dagster-webserver", "dagster-daemon", "user_code"):
+        env = _environment(services[name])
+        assert env.get("OPENPIPE__DAGSTER__LAUNCH_SIMULATOR") == "false", name
 
 
 def test_simulator_reads_the_settings_file(services: dict[str, dict[str, Any]]) -> None:

@@ -158,3 +158,20 @@ def test_materialization_deploys_a_simulator_that_waits_for_kafka(isolated) -> N
     assert httpx.get(f"{url}/health/ready").status_code == 503
     assert service.status().running
     assert "Kafka not ready (attempt" in Path(status.log_file).read_text()
+
+
+def test_where_the_simulator_runs_on_its_own_dagster_leaves_it_alone(
+    isolated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENPIPE__DAGSTER__LAUNCH_SIMULATOR", "false")
+    service, _ = isolated
+    settings = SettingsResource()
+    result = _evaluate(service, settings)
+    assert not result.run_requests and "launch_simulator is false" in (
+        result.skip_reason.skip_message
+    )
+    with pytest.raises(dg.Failure, match="launch_simulator is false"):
+        dg.materialize(
+            [simulator_service], resources={"simulator": service, "settings_resource": settings}
+        )
+    assert service.status().desired == "never-deployed"
