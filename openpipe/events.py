@@ -8,7 +8,7 @@ It has two doors onto the same rules. `validate` walks the parsed JSON check by 
 says exactly what is wrong. `parse`, the sinks' hot path, lets msgspec decode and check a
 typed struct built from the same settings in one C pass; only a message that pass
 refuses is walked by `validate`, which then decides (and names the fault). The fast pass
-may be stricter than the walk, never looser; tests/unit/openpipe/test_events.py holds
+may be stricter than the walk, never looser; tests/unit/openpipe/test_event_parse.py holds
 the two to the same verdicts over every fault kind and thousands of mutations.
 """
 
