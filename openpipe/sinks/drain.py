@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -305,12 +306,24 @@ def _short_gil_slices(seconds: float = 0.001) -> Iterator[None]:
     interval, waits up to 5 ms to get it back from the validating thread: 1.4 s
     instead of 1.8 s for 200,000 rows in benchmarks/sink_bench.py.
     """
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
+    global _drains_running, _interval_before
+    with _switch_lock:  # the interval is process-wide: the first drain in sets, the last out resets
+        if _drains_running == 0:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(seconds)
+        _drains_running += 1
     try:
         yield
     finally:
-        sys.setswitchinterval(previous)
+        with _switch_lock:
+            _drains_running -= 1
+            if _drains_running == 0:
+                sys.setswitchinterval(_interval_before)
+
+
+_switch_lock = threading.Lock()
+_drains_running = 0
+_interval_before = sys.getswitchinterval()
 
 
 _KNOWN_DAYS: dict[str, set] = {}
