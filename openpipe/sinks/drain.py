@@ -300,7 +300,7 @@ def _run_chunks(
 
 @contextmanager
 def _short_gil_slices(seconds: float = 0.001) -> Iterator[None]:
-    """Hand the GIL over every `seconds` (default 5 ms) while the writer thread runs.
+    """Hand the GIL over every `seconds` (Python's default: 5 ms) while the writer runs.
 
     The writer gives the GIL up on every send of COPY data and, with the default
     interval, waits up to 5 ms to get it back from the validating thread: 1.4 s
