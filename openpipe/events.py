@@ -328,16 +328,18 @@ class EventValidator:
             "glucose_mg_dl": v.glucose_mg_dl,
         }
         self._v = v
-        self._decoders = {
-            name: msgspec.json.Decoder(kind) for name, kind in _event_types(v).items()
-        }
-        self._window: tuple[int, datetime, datetime] = (0, _EPOCH, _EPOCH)  # `_in_window`'s
-        # What the structs cannot check; each False sends the message to `validate`.
-        self._passes = {
+        # Per family: the struct decoder, and what the struct cannot check (False sends
+        # the message to `validate`).
+        passes = {
             "wearables": _wearable_passes,
             "restaurants": _restaurant_passes,
             "gps": _gps_passes,
         }
+        self._fast = {
+            name: (msgspec.json.Decoder(kind), passes[name])
+            for name, kind in _event_types(v).items()
+        }
+        self._window: tuple[int, datetime, datetime] = (0, _EPOCH, _EPOCH)  # `_in_window`'s
 
     def parse(self, family: str, value: bytes | None, kafka_timestamp_ms: int) -> Any:
         """The event of a valid message, one attribute per field; else InvalidEvent.
@@ -347,9 +349,10 @@ class EventValidator:
         whose verdict stands. `event_time` comes back parsed (an aware datetime); of a
         wearable event only its metric's measurement fields are meaningful.
         """
-        decoder = self._decoders.get(family)
-        if decoder is None:
+        fast = self._fast.get(family)
+        if fast is None:
             raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+        decoder, passes = fast
         if (
             value is not None
             and len(value) <= self._max_bytes
@@ -361,7 +364,7 @@ class EventValidator:
             except (msgspec.DecodeError, ValueError):  # ValidationError, bad UTF-8, bad date
                 pass
             else:
-                if self._passes[family](event) and (
+                if passes(event) and (
                     kafka_timestamp_ms <= 0 or self._in_window(moment, kafka_timestamp_ms)
                 ):
                     event.event_time = moment

@@ -134,7 +134,6 @@ class _ChunkWriter:
         self.committed: dict[int, int] = dict(stored)
         self.rows_written = self.conflicts = self.transactions = self.staged = 0
         self.partitions_created: list[str] = []
-        self.try_direct = True  # until a chunk meets a stored key (a replay): then staging
 
     def write(self, batch: Batch, reached: dict[int, int]) -> None:
         """Commit one chunk: rows, dead letters and offsets together."""
@@ -154,12 +153,12 @@ class _ChunkWriter:
             dead_letters=batch.dead_letters,
             start_offsets={p: self.committed.get(p) for p in advanced},
             next_offsets=advanced,
-            try_direct=self.try_direct,
+            # Straight COPY until a chunk meets a stored key (a replay); then staging.
+            try_direct=self.staged == 0,
         )
         crash_point("after_commit")
         if rows and not result.copied_directly:
             self.staged += 1
-            self.try_direct = False
         self.committed.update(advanced)
         self.rows_written += result.rows_written
         self.conflicts += result.conflicts

@@ -50,6 +50,15 @@ def table_state(conn, topic: str) -> dict:
     return {"rows": rows, "distinct": distinct, "dead": dead, "fingerprint": fingerprint}
 
 
+def dead_letter_fingerprint(conn, topic: str) -> str | None:
+    """A fingerprint of the topic's dead letters incl. xmin: any rewrite changes it."""
+    return conn.execute(
+        "SELECT md5(string_agg(xmin::text || kafka_offset::text, ',' ORDER BY kafka_partition, "
+        "kafka_offset)) FROM dead_letters WHERE kafka_topic = %s",
+        (topic,),
+    ).fetchone()[0]
+
+
 def stored_equals_high_watermarks(settings, conn, sink: str, topic: str) -> bool:
     stored = dict(
         conn.execute(
@@ -159,21 +168,13 @@ def test_replay_from_offset_zero_changes_no_row(settings, connect, make_topic, p
     drain_all(settings, connect, topic)
     with connect() as conn:
         before = table_state(conn, topic)
-        dead_before = conn.execute(
-            "SELECT md5(string_agg(xmin::text || kafka_offset::text, ',' ORDER BY kafka_partition, "
-            "kafka_offset)) FROM dead_letters WHERE kafka_topic = %s",
-            (topic,),
-        ).fetchone()
+        dead_before = dead_letter_fingerprint(conn, topic)
         conn.execute("UPDATE sink_offsets SET next_offset = 0 WHERE kafka_topic = %s", (topic,))
     replay = drain_all(settings, connect, topic)
     assert sum(r.rows_written for r in replay) == 0
     with connect() as conn:
         after = table_state(conn, topic)
-        dead_after = conn.execute(
-            "SELECT md5(string_agg(xmin::text || kafka_offset::text, ',' ORDER BY kafka_partition, "
-            "kafka_offset)) FROM dead_letters WHERE kafka_topic = %s",
-            (topic,),
-        ).fetchone()
+        dead_after = dead_letter_fingerprint(conn, topic)
         assert stored_equals_high_watermarks(settings, conn, "wearable_readings", topic)
     assert after == before and dead_after == dead_before
 
