@@ -2,20 +2,31 @@
 
 Every component loads its settings through `load_settings()`. Unknown keys and bad
 values fail at start with a `ConfigError` that names the key and what is allowed.
+An override of a text setting (a password, a host) is taken exactly as given; only
+settings of other types (numbers, booleans, lists, sections) parse the value as YAML.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import types
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "settings.yaml"
@@ -168,6 +179,18 @@ class DatabaseSettings(Section):
     chunk_interval_hours: Annotated[int, Field(ge=1)] = 24
     retention_days: Annotated[int, Field(ge=1)] = 30
     partitions_ahead_days: Annotated[int, Field(ge=1)] = 3
+    # auto: TimescaleDB when the server has it; on: require it; off: native partitions only.
+    timescaledb: Literal["auto", "on", "off"] = "auto"
+    # Raw hypertables' chunks older than this are compressed (columnstore), segmented by device.
+    compress_after_days: Annotated[int, Field(ge=1)] = 7
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timescaledb_from_yaml_bool(cls, value: Any) -> Any:
+        # YAML reads a bare on/off as a boolean; take it as the word the user wrote.
+        if isinstance(value, dict) and isinstance(value.get("timescaledb"), bool):
+            return {**value, "timescaledb": "on" if value["timescaledb"] else "off"}
+        return value
 
     def dsn(self, *, database: str | None = None, reader: bool = False) -> str:
         """A libpq connection string for the app role (or the read-only role)."""
@@ -200,7 +223,6 @@ class MonitoringSettings(Section):
     simulator_port: Port = 8080
     viewer_port: Port = 8081
     kafka_ui_port: Port = 8082
-    flink_port: Port = 8083
     dagster_port: Port = 3000
 
 
@@ -226,7 +248,12 @@ class Thresholds(Section):
 
 class FlinkSettings(Section):
     manage_local: bool = True
+    # The JobManager's REST address, which is also its web UI; the local stack serves it
+    # on this URL's port.
     rest_url: str = "http://127.0.0.1:8083"
+    # Where a browser opens the Flink web UI (links in Dagster). Empty: rest_url. Set it
+    # where Dagster reaches the cluster by a name the browser cannot resolve (compose).
+    ui_url: str = ""
     job_name: str = "openpipe-health-windows"
     task_slots: Annotated[int, Field(ge=1)] = 2
     parallelism: Annotated[int, Field(ge=1)] = 1
@@ -242,6 +269,32 @@ class FlinkSettings(Section):
     # Alert severity: "high" from this multiple of the threshold, "critical" from the next.
     severity_high_ratio: Annotated[float, Field(ge=1)] = 1.1
     severity_critical_ratio: Annotated[float, Field(ge=1)] = 1.25
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ui_defaults_to_rest(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("ui_url"):
+            rest_url = data.get("rest_url", cls.model_fields["rest_url"].default)
+            return {**data, "ui_url": rest_url}
+        return data
+
+    @field_validator("rest_url", "ui_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        try:
+            valid_port = parts.port is None or parts.port > 0
+        except ValueError:  # a port that is not a number from 0 to 65535
+            valid_port = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not valid_port:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8083")
+        return value.rstrip("/")
+
+    @property
+    def rest_port(self) -> int:
+        """The port of `rest_url` (the local stack's JobManager listens there)."""
+        parts = urlsplit(self.rest_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
 
     @model_validator(mode="after")
     def _severity_ordered(self) -> FlinkSettings:
@@ -267,7 +320,7 @@ class ValidationSettings(Section):
 
 
 class DagsterSettings(Section):
-    port: Port = 3000
+    # The webserver's port is monitoring.dagster_port, with the other listening ports.
     run_retries: Annotated[int, Field(ge=0)] = 3
     max_concurrent_runs: Annotated[int, Field(ge=1)] = 6
     # False where the simulator runs on its own (docker-compose starts it as a service):
@@ -314,6 +367,64 @@ class Settings(Section):
         ).hexdigest()[:12]
 
 
+# Keys that moved, so that a file or an override that still uses one says where it went.
+MOVED_KEYS = {
+    "monitoring.flink_port": "the Flink REST and UI port is the port of flink.rest_url",
+    "dagster.port": "the Dagster webserver port is monitoring.dagster_port",
+}
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`Annotated[X, ...]` and `X | None` -> X."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            rest = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if len(rest) != 1:
+                return annotation
+            annotation = rest[0]
+        else:
+            return annotation
+
+
+def _declared_type(path: list[str]) -> Any:
+    """The type `Settings` declares at a key path, or None where the path is not declared."""
+    annotation: Any = Settings
+    for part in path:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return None
+    return annotation
+
+
+def _is_text(annotation: Any) -> bool:
+    """A setting whose value is text: `str`, or a choice among strings."""
+    annotation = _unwrap(annotation)
+    if get_origin(annotation) is Literal:
+        return all(isinstance(choice, str) for choice in get_args(annotation))
+    return annotation is str
+
+
+def _override_value(name: str, path: list[str], text: str) -> Any:
+    # A password such as 123456, `true` or `pa ss #1` is text; YAML would turn it into a
+    # number, a boolean or `pa ss`. Only settings of other types read the value as YAML.
+    if _is_text(_declared_type(path)) or not text.strip():
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: value is not valid YAML: {exc}") from None
+
+
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     for name, text in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
@@ -327,10 +438,7 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dic
             if not isinstance(child, dict):
                 raise ConfigError(f"{name}: {'.'.join(path)} is not inside a section")
             node = child
-        try:
-            node[path[-1]] = yaml.safe_load(text) if text.strip() else text
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{name}: value is not valid YAML: {exc}") from None
+        node[path[-1]] = _override_value(name, path, text)
     return raw
 
 
@@ -341,7 +449,8 @@ def _describe(error: dict[str, Any]) -> str:
         if not str(part).startswith("function-") and part != "[key]"
     )
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key"
+        moved = MOVED_KEYS.get(key)
+        return f"{key}: unknown key ({moved})" if moved else f"{key}: unknown key"
     given = error.get("input")
     shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
     return f"{key}: {error['msg']}{shown}"

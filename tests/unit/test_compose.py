@@ -111,7 +111,7 @@ def _expected_ports(settings: Settings) -> dict[str, tuple[int, int]]:
         "simulator": (m.simulator_port, m.simulator_port),
         "sql-viewer": (m.viewer_port, m.viewer_port),
         "kafka-ui": (m.kafka_ui_port, 8080),  # the Kafka UI image listens on 8080
-        "flink-jobmanager": (m.flink_port, 8081),  # Flink's REST port inside the container
+        "flink-jobmanager": (settings.flink.rest_port, 8081),  # REST port inside the container
         "kafka": (settings.kafka.broker_port, 19092),  # the EXTERNAL (host) listener
         "timescaledb": (settings.database.port, settings.database.port),
     }
