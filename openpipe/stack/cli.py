@@ -12,7 +12,7 @@ import psycopg
 from confluent_kafka import KafkaException
 
 from openpipe.config import ConfigError, Settings, load_settings
-from openpipe.stack import components, dagster, kafka, postgres
+from openpipe.stack import components, dagster, kafka, postgres, services
 from openpipe.stack.components import Component
 from openpipe.stack.process import STATE_DIR, StackError, require_free_port, wait_until
 
@@ -76,6 +76,7 @@ def up(settings: Settings) -> None:
     """Start what is not running, in dependency order, and wait until each is ready."""
     progress = Progress()
     c = components
+    postgres.check_timescaledb(settings)
     for component in (c.POSTGRES, c.KAFKA, c.FLINK_JOBMANAGER):
         if component is not c.POSTGRES and not c.KAFKA.process.running():
             progress.say("checking JVM jars (Maven downloads them on the first run)")
@@ -88,6 +89,9 @@ def up(settings: Settings) -> None:
             on_wait=lambda elapsed, detail: progress.wait("postgres", elapsed, detail),
         )
         postgres.bootstrap(settings)
+        note = postgres.preload_note(settings)
+        if note:
+            progress.say(note)
     _wait(c.POSTGRES, settings, progress)
     if not c.DAGSTER_DAEMON.process.running():
         orphans = dagster.fail_orphaned_runs(settings)
@@ -103,8 +107,27 @@ def up(settings: Settings) -> None:
         _wait(component, settings, progress)
     if c.SQL_VIEWER.local(settings):
         _wait(c.SQL_VIEWER, settings, progress)
+    _migrate(settings, progress)
     progress.say("stack is up")
     status(settings)
+
+
+def _migrate(settings: Settings, progress: Progress) -> None:
+    """Apply pending migrations before `up` returns, as a `database_schema` materialization."""
+    from openpipe.storage.schema import pending_migrations
+
+    with psycopg.connect(settings.database.dsn(), connect_timeout=10) as conn:
+        pending = pending_migrations(conn)
+    if not pending:
+        return
+    progress.say(f"applying {len(pending)} migration(s): materializing database_schema")
+    dagster.materialize(settings, "database_schema")
+    with psycopg.connect(settings.database.dsn(), connect_timeout=10) as conn:
+        left = pending_migrations(conn)
+        storage = postgres.storage_mode(conn)
+    if left:
+        raise StackError(f"migrations still pending after database_schema ran: {left}")
+    progress.say(f"schema migrated ({storage})")
 
 
 def down(purge: bool) -> None:
@@ -112,9 +135,14 @@ def down(purge: bool) -> None:
     for process in (*components.SUPERVISED, *(c.process for c in reversed(components.ALL))):
         if process.stop():
             print(f"stopped {process.name}", flush=True)
-    if purge and STATE_DIR.exists():
-        shutil.rmtree(STATE_DIR)
-        print(f"deleted {STATE_DIR}")
+    if purge:
+        outside = postgres.external_dir()
+        if outside is not None:
+            shutil.rmtree(outside)
+            print(f"deleted {outside}")
+        if STATE_DIR.exists():
+            shutil.rmtree(STATE_DIR)
+            print(f"deleted {STATE_DIR}")
 
 
 def status(settings: Settings) -> bool:
@@ -129,15 +157,15 @@ def status(settings: Settings) -> bool:
             detail += " (not started by openpipe)"
         all_up &= ok
         rows.append((component.name, "up" if ok else "down", component.url(settings), detail))
-    for process in components.SUPERVISED:
-        pid = process.pid()
-        detail = (
-            f"pid {pid}, launched and supervised by Dagster" if pid else "supervised by Dagster"
-        )
-        rows.append((process.name, "up" if pid else "down", "", detail))
+    simulator = next(p for p in components.SUPERVISED if p.name == "simulator")
+    for name, (state, detail) in (
+        ("simulator", services.simulator(settings, simulator.pid())),
+        ("flink-job", services.flink_job(settings)),
+    ):
+        rows.append((name, state, "", f"{detail} (deployed and supervised by Dagster)"))
     width = max(len(r[2]) for r in rows)
     for name, state, url, detail in rows:
-        print(f"{name:<18} {state:<5} {url:<{width}}  {detail}")
+        print(f"{name:<18} {state:<9} {url:<{width}}  {detail}")
     return all_up
 
 
@@ -165,6 +193,31 @@ def run_dagster(settings: Settings, args: list[str]) -> None:
     os.execv(dagster.executable("dagster"), [dagster.executable("dagster"), *args])
 
 
+def kafka_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`openpipe kafka tail|topics` (imported here: it loads the viewer's Kafka view)."""
+    from openpipe.stack import kafka_shell
+    from sql_viewer.kafka_view import KafkaUnavailable, TopicNotFound
+
+    if getattr(args, "max", None) is not None and args.max < 1:
+        raise StackError("--max takes a positive number of messages")
+    try:
+        if args.kafka_command == "topics":
+            kafka_shell.topics(settings)
+        else:
+            kafka_shell.tail(
+                settings,
+                args.topic,
+                from_beginning=args.from_beginning,
+                max_messages=args.max,
+                follow=args.follow,
+            )
+    except (KafkaUnavailable, TopicNotFound) as exc:
+        raise StackError(str(exc)) from None
+    except BrokenPipeError:  # `| head` closed the pipe: stop quietly
+        sys.stderr.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="openpipe", description=__doc__)
     parser.add_argument("--config", help="settings file (default: config/settings.yaml)")
@@ -181,6 +234,24 @@ def main(argv: list[str] | None = None) -> int:
         "dagster", help="run the dagster CLI against this stack's instance (e.g. backfills)"
     )
     dagster_parser.add_argument("args", nargs=argparse.REMAINDER)
+    kafka_parser = sub.add_parser("kafka", help="look at Kafka topics from the shell")
+    kafka_sub = kafka_parser.add_subparsers(dest="kafka_command", required=True)
+    tail_parser = kafka_sub.add_parser(
+        "tail", help="print a topic's messages: key, headers, timestamp, pretty JSON value"
+    )
+    tail_parser.add_argument("topic")
+    tail_parser.add_argument(
+        "--from-beginning", action="store_true", help="start at the oldest message kept"
+    )
+    tail_parser.add_argument(
+        "--max", type=int, metavar="N", help="print at most N messages (from the end: the last N)"
+    )
+    tail_parser.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new messages (Ctrl-C stops)"
+    )
+    kafka_sub.add_parser(
+        "topics", help="partitions, high watermarks, and each sink's and the Flink job's lag"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "down":
@@ -195,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "dagster":
             run_dagster(settings, args.args)
+        if args.command == "kafka":
+            return kafka_command(settings, args)
         return 0 if status(settings) else 1
     except (StackError, ConfigError) as exc:
         print(f"\nopenpipe {args.command}: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from openpipe.config import REPO_ROOT, Settings
-from openpipe.stack.process import STATE_DIR, ManagedProcess
+from openpipe.stack.process import STATE_DIR, ManagedProcess, StackError
 
 DAGSTER_HOME = STATE_DIR / "dagster"
 WEBSERVER = ManagedProcess("dagster-webserver")
@@ -70,6 +71,23 @@ def fail_orphaned_runs(settings: Settings) -> int:
             )
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     return len(orphans)
+
+
+def materialize(settings: Settings, asset: str) -> None:
+    """Materialize one asset in a run recorded in the stack's instance (like the UI's button)."""
+    prepare()
+    argv = [executable("dagster"), "asset", "materialize", "--select", asset]
+    result = subprocess.run(
+        [*argv, "-m", "openpipe_dagster.definitions"],
+        env={**os.environ, **environment(settings)},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise StackError(f"materializing {asset} through Dagster failed:\n{tail}")
 
 
 def start_webserver(settings: Settings) -> None:

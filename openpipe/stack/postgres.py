@@ -1,8 +1,16 @@
-"""PostgreSQL: a private cluster under .openpipe/postgres (or an external server), roles and databases."""
+"""PostgreSQL: a private cluster under .openpipe/postgres (or an external server), roles and databases.
+
+As root the server runs as the `postgres` system user. When that user cannot reach the
+checkout (a clone under /root or in a `mktemp -d` directory, mode 0700), the cluster and
+its socket live under the `postgres` user's home instead, in a directory named after the
+checkout, and `.openpipe/postgres` and `.openpipe/run/pgsocket` are symlinks to them, so
+every later `up` finds the same cluster again.
+"""
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -12,12 +20,13 @@ from pathlib import Path
 
 import psycopg
 
-from openpipe.config import REPO_ROOT, Settings
+from openpipe.config import REPO_ROOT, DatabaseSettings, Settings
 from openpipe.stack.process import STATE_DIR, ManagedProcess, StackError, port_open
 
 DATA_DIR = STATE_DIR / "postgres"
 BOOTSTRAP_SQL = REPO_ROOT / "sql" / "bootstrap" / "roles_and_databases.sql"
 SOCKET_DIR = STATE_DIR / "run" / "pgsocket"
+TIMESCALEDB_LIBRARY = "timescaledb.so"
 # SIGINT is PostgreSQL's fast shutdown: it does not wait for clients such as Dagster to leave.
 PROCESS = ManagedProcess(
     "postgres", stop_signal=signal.SIGINT, own_pid_file=DATA_DIR / "postmaster.pid"
@@ -57,11 +66,57 @@ def _chown(path: Path, user: str | None) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def _can_reach(user: str, path: Path) -> bool:
+    """True when `user` may enter `path` (every parent directory must let it through)."""
+    probe = subprocess.run(["test", "-x", str(path)], user=user, cwd="/", check=False)
+    return probe.returncode == 0
+
+
+def external_cluster_dir(user: str, state_dir: Path = STATE_DIR) -> Path:
+    """Where the cluster of this checkout lives when `user` cannot reach the checkout."""
+    home = Path(pwd.getpwnam(user).pw_dir)
+    real = state_dir.resolve()
+    digest = hashlib.sha256(str(real).encode()).hexdigest()[:12]
+    return home / "openpipe" / f"{real.parent.name or 'root'}-{digest}"
+
+
+def _place_cluster(user: str | None) -> None:
+    """As root, keep the cluster where the `postgres` user can reach it (see module doc)."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    SOCKET_DIR.parent.mkdir(parents=True, exist_ok=True)
+    if user is None or DATA_DIR.is_symlink() or _can_reach(user, STATE_DIR):
+        return
+    outside = external_cluster_dir(user)
+    home = outside.parent.parent
+    if not _can_reach(user, home):
+        raise StackError(
+            f"as root, PostgreSQL runs as the `{user}` user, which cannot enter {STATE_DIR} "
+            f"(a parent directory is private, e.g. mode 0700) and has no usable home "
+            f"directory ({home}) to keep the cluster in instead. Clone into a directory "
+            "others can traverse (e.g. /srv or /opt), `chmod o+x` the parent directories, "
+            "or run `make up` as a normal user."
+        )
+    for path in (outside.parent, outside, outside / "postgres", outside / "socket"):
+        path.mkdir(mode=0o700, exist_ok=True)
+        _chown(path, user)
+    for link, target in ((DATA_DIR, outside / "postgres"), (SOCKET_DIR, outside / "socket")):
+        if link.exists() and not link.is_symlink():
+            link.rmdir()  # an empty leftover of an earlier attempt
+        if not link.is_symlink():
+            link.symlink_to(target, target_is_directory=True)
+
+
+def external_dir() -> Path | None:
+    """The cluster's directory outside the checkout, when it lives there (see module doc)."""
+    return DATA_DIR.resolve().parent if DATA_DIR.is_symlink() else None
+
+
 def init_cluster(settings: Settings) -> bool:
     """Run initdb once; True if a new cluster was made."""
+    user = _run_as()
+    _place_cluster(user)
     if (DATA_DIR / "PG_VERSION").exists():
         return False
-    user = _run_as()
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     SOCKET_DIR.mkdir(parents=True, exist_ok=True)
     _chown(DATA_DIR, user)
@@ -71,7 +126,7 @@ def init_cluster(settings: Settings) -> bool:
         [
             find_binary("initdb"),
             "-D",
-            str(DATA_DIR),
+            str(DATA_DIR.resolve()),
             "-U",
             superuser,
             "--auth-local=trust",
@@ -82,10 +137,11 @@ def init_cluster(settings: Settings) -> bool:
         capture_output=True,
         text=True,
         user=user,
+        cwd="/",
         check=False,
     )
     if result.returncode != 0:
-        shutil.rmtree(DATA_DIR, ignore_errors=True)
+        shutil.rmtree(DATA_DIR.resolve(), ignore_errors=True)
         raise StackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
     # The superuser connects only over the private socket; TCP logins need a password.
     (DATA_DIR / "pg_hba.conf").write_text(
@@ -96,27 +152,87 @@ def init_cluster(settings: Settings) -> bool:
     return True
 
 
+def library_dir() -> Path:
+    """The server's library directory (`pg_config --pkglibdir` of the binaries in use)."""
+    bindir = Path(find_binary("postgres")).resolve().parent
+    pg_config = bindir / "pg_config"
+    if pg_config.exists():
+        result = subprocess.run(
+            [str(pg_config), "--pkglibdir"], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0 and result.stdout.strip():
+            return Path(result.stdout.strip())
+    # Debian ships pg_config with the -dev package; its server libraries sit next to bin/.
+    return bindir.parent / "lib"
+
+
+def timescaledb_installed() -> bool:
+    """True when the server binaries in use have the TimescaleDB library."""
+    return (library_dir() / TIMESCALEDB_LIBRARY).exists()
+
+
+def wants_timescaledb(mode: str, installed: bool, where: Path | None = None) -> bool:
+    """Whether to preload TimescaleDB for `database.timescaledb: mode`; `on` without it fails."""
+    if mode == "on" and not installed:
+        raise StackError(
+            "database.timescaledb is 'on' but the PostgreSQL server in use has no TimescaleDB "
+            f"library ({TIMESCALEDB_LIBRARY} missing in {where or 'its pkglibdir'}); install "
+            "TimescaleDB for this PostgreSQL version (README: TimescaleDB), or set "
+            "database.timescaledb to 'auto' or 'off'."
+        )
+    return mode != "off" and installed
+
+
+def server_options(db: DatabaseSettings, socket_dir: Path, timescaledb: bool) -> list[str]:
+    """The `postgres` command-line settings of the local cluster (after `-D datadir`)."""
+    settings = {
+        "listen_addresses": db.host,
+        "port": str(db.port),
+        "unix_socket_directories": str(socket_dir),
+        "shared_buffers": "256MB",
+        "max_connections": "200",
+        "synchronous_commit": "on",
+        "max_wal_size": "2GB",
+    }
+    # On the command line, so a cluster made before TimescaleDB was installed gets it too.
+    if timescaledb:
+        settings["shared_preload_libraries"] = "timescaledb"
+        settings["timescaledb.telemetry_level"] = "off"
+    argv: list[str] = []
+    for name, value in settings.items():
+        argv += ["-c", f"{name}={value}"]
+    return argv
+
+
+def check_timescaledb(settings: Settings) -> None:
+    """Fail early when `database.timescaledb: on` cannot be honoured by the local server."""
+    if settings.database.manage_local:
+        wants_timescaledb(settings.database.timescaledb, timescaledb_installed(), library_dir())
+
+
+def preload_note(settings: Settings) -> str | None:
+    """Say so when TimescaleDB is wanted and installed but the running server lacks it."""
+    db = settings.database
+    if not db.manage_local or not wants_timescaledb(db.timescaledb, timescaledb_installed()):
+        return None
+    with superuser_connect(settings) as conn:
+        if preloads_timescaledb(conn):
+            return None
+    return (
+        "TimescaleDB is installed, but the running PostgreSQL was started without it; "
+        "`make down && make up` restarts it with TimescaleDB preloaded"
+    )
+
+
 def start(settings: Settings) -> None:
     db = settings.database
+    timescaledb = wants_timescaledb(db.timescaledb, timescaledb_installed(), library_dir())
     PROCESS.start(
         [
             find_binary("postgres"),
             "-D",
-            str(DATA_DIR),
-            "-c",
-            f"listen_addresses={db.host}",
-            "-c",
-            f"port={db.port}",
-            "-c",
-            f"unix_socket_directories={SOCKET_DIR}",
-            "-c",
-            "shared_buffers=256MB",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "synchronous_commit=on",
-            "-c",
-            "max_wal_size=2GB",
+            str(DATA_DIR.resolve()),
+            *server_options(db, SOCKET_DIR.resolve(), timescaledb),
         ],
         user=_run_as(),
     )
@@ -134,6 +250,41 @@ def superuser_connect(settings: Settings, dbname: str = "postgres") -> psycopg.C
     )
 
 
+def storage_label(storage: str | None, version: str | None, hypertables: int) -> str:
+    """What `status` and the viewer say about the store, e.g. 'TimescaleDB 2.17.2, 10 hypertables'."""
+    if storage == "timescaledb":
+        return f"TimescaleDB {version or '(extension missing)'}, {hypertables} hypertables"
+    unused = f" (TimescaleDB {version} installed but unused)" if version else ""
+    if storage == "native":
+        return "native partitions" + unused
+    return "schema not migrated yet" + unused
+
+
+def storage_mode(conn: psycopg.Connection) -> str:
+    """The storage label of the database `conn` is connected to."""
+    row = conn.execute(
+        "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'), "
+        "to_regclass('schema_migrations') IS NOT NULL"
+    ).fetchone()
+    version, migrated = row
+    storage = None
+    if migrated:
+        found = conn.execute("SELECT storage FROM schema_migrations LIMIT 1").fetchone()
+        storage = found[0] if found else None
+    hypertables = 0
+    if version:
+        hypertables = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.hypertables"
+        ).fetchone()[0]
+    return storage_label(storage, version, hypertables)
+
+
+def preloads_timescaledb(conn: psycopg.Connection) -> bool:
+    """True when the server was started with TimescaleDB in shared_preload_libraries."""
+    value = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
+    return "timescaledb" in [name.strip() for name in value.split(",")]
+
+
 def ready(settings: Settings) -> tuple[bool, str]:
     db = settings.database
     if not port_open(db.host, db.port):
@@ -144,9 +295,10 @@ def ready(settings: Settings) -> tuple[bool, str]:
                 "SELECT pg_size_pretty(pg_database_size(current_database()))"
             ).fetchone()[0]
             version = conn.execute("SHOW server_version").fetchone()[0]
+            storage = storage_mode(conn)
     except psycopg.OperationalError as exc:
         return False, str(exc).strip().splitlines()[-1]
-    return True, f"PostgreSQL {version}, database {db.name} {size}"
+    return True, f"PostgreSQL {version}, database {db.name} {size}, {storage}"
 
 
 def accepting(settings: Settings) -> tuple[bool, str]:
@@ -167,6 +319,7 @@ def bootstrap(settings: Settings) -> None:
         "reader_password": db.reader_password,
         "app_db": db.name,
         "dagster_db": db.dagster_name,
+        "timescaledb": db.timescaledb,
     }
     argv = [find_binary("psql"), "--no-psqlrc", "--quiet", "-h", str(SOCKET_DIR)]
     argv += ["-p", str(db.port), "-U", db.superuser, "-d", "postgres", "-f", str(BOOTSTRAP_SQL)]

@@ -2,12 +2,17 @@
 -- connected to database `postgres`). Used by the local stack (openpipe/stack/postgres.py)
 -- and by the TimescaleDB container's init script, with these psql variables:
 --   app, app_password, reader, reader_password, app_db, dagster_db
+-- and optionally timescaledb (database.timescaledb: auto | on | off; default auto).
 --
 -- The app role owns both databases and schema public of the app database. The reader role
 -- may CONNECT to the app database only, USE schema public and SELECT every table the app
 -- role creates there; it cannot create anything (not even temporary tables), its sessions
 -- are read-only by default, and nobody else gets CONNECT, TEMP or CREATE.
 \set ON_ERROR_STOP on
+\if :{?timescaledb}
+\else
+\set timescaledb auto
+\endif
 
 SELECT format('CREATE ROLE %I', :'app')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app') \gexec
@@ -27,10 +32,16 @@ REVOKE ALL ON DATABASE :"dagster_db" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"app_db" TO :"reader";
 
 \connect :"app_db"
--- The app role is no superuser, so the extension is created here when the server has it;
--- the migrations then find it installed.
+-- The app role is no superuser, so the extension is created here and the migrations then
+-- find it installed. `auto` creates it only when the server has it and preloads it (without
+-- the preload CREATE EXTENSION fails with "must be preloaded"), `on` always (a missing
+-- extension is an error), `off` never.
 SELECT 'CREATE EXTENSION IF NOT EXISTS timescaledb'
-WHERE EXISTS (SELECT FROM pg_available_extensions WHERE name = 'timescaledb') \gexec
+WHERE :'timescaledb' = 'on'
+   OR (:'timescaledb' = 'auto'
+       AND EXISTS (SELECT FROM pg_available_extensions WHERE name = 'timescaledb')
+       AND 'timescaledb' = ANY (string_to_array(
+               replace(current_setting('shared_preload_libraries'), ' ', ''), ','))) \gexec
 ALTER SCHEMA public OWNER TO :"app";
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO :"reader";
