@@ -10,6 +10,17 @@ typed struct built from the same settings in one C pass; only a message that pas
 refuses is walked by `validate`, which then decides (and names the fault). The fast pass
 may be stricter than the walk, never looser; tests/unit/openpipe/test_event_parse.py holds
 the two to the same verdicts over every fault kind and thousands of mutations.
+
+Two rules the Flink job applies too (flink_jobs), so both consumers judge alike:
+
+- `event_time` is an RFC 3339 date-time: `YYYY-MM-DDTHH:MM:SS`, hours 00-23, minutes and
+  seconds 00-59 (a leap second `:60` is refused), an optional fraction of 1-9 digits,
+  then `Z` or an offset from -23:59 to +23:59 (offset hours 00-23, minutes 00-59), and
+  a real calendar date. Anything else (`+00:60`, `+24:00`, `23:59:60`, `2026-02-30`, a
+  lowercase `t` or `z`) is `bad_timestamp`.
+- Every string is Unicode text UTF-8 can carry. Bytes that are not UTF-8, and a JSON
+  `\\uXXXX` escape that leaves a lone UTF-16 surrogate (`"\\ud800"`, `"\\udc00"`, a low
+  before a high), anywhere in the message, are `not_utf8`; the detail names the field.
 """
 
 from __future__ import annotations
@@ -100,7 +111,11 @@ ITEM_FIELDS: tuple[str, ...] = ("dish_code", "quantity", "unit_price_inr")
 NULLABLE_FIELDS: frozenset[str] = frozenset({"payment_method"})
 
 _UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_RFC3339_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})"
+# The module docstring's event_time rule; `datetime.fromisoformat` then checks the date.
+_RFC3339_PATTERN = (
+    r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?"
+    r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
+)
 _UUID_RE = re.compile(_UUID_PATTERN)
 _RFC3339_RE = re.compile(_RFC3339_PATTERN)
 _LAT = Range(low=-90, high=90)
@@ -124,7 +139,11 @@ class Verdict:
 
 
 class InvalidEvent(Exception):
-    """Raised by `EventValidator.parse`: `kind` is an ERROR_KINDS entry, `detail` names the field."""
+    """A message that goes to dead_letters: `kind` names the rule (snake_case), `detail` the field.
+
+    Raised by `EventValidator.parse` (kinds from ERROR_KINDS) and by the sinks' row
+    builders (openpipe.sinks.rows), the one exception for every refusal.
+    """
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)
@@ -178,11 +197,47 @@ def _classify_undecodable(value: bytes, exc: orjson.JSONDecodeError) -> InvalidE
     except UnicodeDecodeError as err:
         return InvalidEvent("not_utf8", f"value is not UTF-8: {err}")
     try:
-        json.loads(text)
+        lenient = json.loads(text)
     except (ValueError, RecursionError):
         return InvalidEvent("malformed_json", f"value is not valid JSON: {message}")
-    # The standard library accepts NaN and Infinity literals, which JSON forbids.
+    # The standard library also accepts lone surrogate escapes and NaN/Infinity literals.
+    where = _lone_surrogate(lenient)
+    if where is not None:
+        return InvalidEvent(
+            "not_utf8",
+            f"{where} holds a lone UTF-16 surrogate escape (like \\ud800), "
+            "which is not text UTF-8 can carry",
+        )
+    if "surrogate" in message:  # where is unknown (say, beyond the walk's depth)
+        return InvalidEvent("not_utf8", f"a string holds a lone UTF-16 surrogate: {message}")
     return InvalidEvent("non_finite_number", "value contains NaN or Infinity, which JSON forbids")
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """Where in parsed JSON a string (or key) holds a lone surrogate; None when none does."""
+    stack: list[tuple[Any, str]] = [(value, "value")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if not _encodes(node):
+                return where
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                label = key if where == "value" else f"{where}.{key}"
+                if not _encodes(key):
+                    return f"a key of {where}"
+                stack.append((child, label))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bounded(kind: type, bounds: Range, *, open_high: bool = False) -> Any:
@@ -201,6 +256,11 @@ def _bounded(kind: type, bounds: Range, *, open_high: bool = False) -> Any:
 _Identifier = Annotated[str, msgspec.Meta(min_length=1)]
 _Uuid = Annotated[str, msgspec.Meta(pattern=rf"^{_UUID_PATTERN}\Z")]
 _Timestamp = Annotated[str, msgspec.Meta(pattern=rf"^{_RFC3339_PATTERN}\Z")]
+
+
+def _measure_ranges(v: Any) -> dict[str, Range]:
+    """Each measurement field of METRIC_FIELDS with its plausibility range from `validation:`."""
+    return {name: getattr(v, name) for fields in METRIC_FIELDS.values() for name in fields}
 
 
 def _event_types(v: Any) -> dict[str, type]:
@@ -233,12 +293,6 @@ def _event_types(v: Any) -> dict[str, type]:
         forbid_unknown_fields=True,
         gc=False,
     )
-    ranges = {
-        "heart_rate_bpm": v.heart_rate_bpm,
-        "systolic_mmhg": v.systolic_mmhg,
-        "diastolic_mmhg": v.diastolic_mmhg,
-        "glucose_mg_dl": v.glucose_mg_dl,
-    }
     return {
         "wearables": family(
             "WearableEvent",
@@ -247,7 +301,10 @@ def _event_types(v: Any) -> dict[str, type]:
                 ("patient_id", _Identifier),
                 ("metric", Literal[tuple(METRIC_FIELDS)]),
                 # Only the metric's own fields must be there; `_passes` checks which.
-                *((name, _bounded(float, bounds) | None, None) for name, bounds in ranges.items()),
+                *(
+                    (name, _bounded(float, bounds) | None, None)
+                    for name, bounds in _measure_ranges(v).items()
+                ),
             ],
         ),
         "restaurants": family(
@@ -321,12 +378,7 @@ class EventValidator:
         self._max_depth = v.max_json_depth
         self._max_future_ms = v.max_future_seconds * 1000
         self._max_age_ms = v.max_age_hours * 3_600_000
-        self._metric_ranges: dict[str, Range] = {
-            "heart_rate_bpm": v.heart_rate_bpm,
-            "systolic_mmhg": v.systolic_mmhg,
-            "diastolic_mmhg": v.diastolic_mmhg,
-            "glucose_mg_dl": v.glucose_mg_dl,
-        }
+        self._metric_ranges = _measure_ranges(v)
         self._v = v
         # Per family: the struct decoder, and what the struct cannot check (False sends
         # the message to `validate`).

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from openpipe.config import Settings
 from openpipe.events import FAULT_HEADER, EventValidator, InvalidEvent
-from openpipe.sinks.rows import Reject, kafka_time, parse_record
+from openpipe.sinks.rows import kafka_time, parse_record
 from openpipe.sinks.specs import SinkSpec
 
 Headers = list[tuple[str, bytes | None]] | None
@@ -89,7 +89,7 @@ class Batch:
                 self._add_event(partition, offset, value, timestamp_ms, headers)
             else:
                 self._add_record(partition, offset, value)
-        except (Reject, InvalidEvent) as reject:
+        except InvalidEvent as reject:
             self._dead_letter(partition, offset, key, value, timestamp_ms, headers, reject)
 
     def _add_event(
@@ -124,7 +124,7 @@ class Batch:
         value: bytes | None,
         ts_ms: int,
         headers: Headers,
-        reject: Reject | InvalidEvent,
+        reject: InvalidEvent,
     ) -> None:
         self.dead_letter_kinds[reject.kind] += 1
         self.dead_letters.append(

@@ -2,8 +2,9 @@
 
 Raw topics are judged by `openpipe.events.EventValidator`; the Flink output topics
 (produced by our own job) get an equivalent envelope check here plus field checks.
-A row a database could not store (a NUL character in text) is reported as a
-`StorageReject`, so it goes to `dead_letters` instead of failing the whole COPY.
+Every refusal is an `openpipe.events.InvalidEvent` (kind and detail), the one exception
+that sends a message to `dead_letters`. A row a database could not store (a NUL
+character in text) is refused as `unstorable_value` instead of failing the whole COPY.
 """
 
 from __future__ import annotations
@@ -16,19 +17,10 @@ from typing import Any
 import msgspec
 import orjson
 
-from openpipe.events import depth_exceeds
+from openpipe.events import InvalidEvent, depth_exceeds
 
 #: Kind used when a valid event holds a value PostgreSQL cannot store (text with NUL).
 UNSTORABLE = "unstorable_value"
-
-
-class Reject(Exception):
-    """A message that must go to dead_letters: `kind` is snake_case, `detail` names the field."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
 
 
 def kafka_time(timestamp_ms: int) -> datetime | None:
@@ -40,7 +32,9 @@ def kafka_time(timestamp_ms: int) -> datetime | None:
 
 def _text(value: Any, name: str) -> str:
     if "\x00" in value:
-        raise Reject(UNSTORABLE, f"{name} contains a NUL character, which PostgreSQL text rejects")
+        raise InvalidEvent(
+            UNSTORABLE, f"{name} contains a NUL character, which PostgreSQL text rejects"
+        )
     return value
 
 
@@ -99,7 +93,7 @@ def restaurant_row(event: Any, kafka: tuple) -> tuple:
         ]
     items = _ITEMS.encode(items)
     if b"\\u0000" in items:
-        raise Reject(UNSTORABLE, "items contains a NUL character, which jsonb rejects")
+        raise InvalidEvent(UNSTORABLE, "items contains a NUL character, which jsonb rejects")
     return (
         event.event_id,
         event.event_time,
@@ -139,61 +133,63 @@ def gps_row(event: Any, kafka: tuple) -> tuple:
 
 
 def parse_record(value: bytes | None, *, max_bytes: int, max_depth: int) -> dict:
-    """Envelope checks for a Flink output message; returns the JSON object or raises Reject."""
+    """Envelope checks for a Flink output message; returns the JSON object or raises InvalidEvent."""
     if value is None:
-        raise Reject("tombstone", "message has no value (a tombstone); results need a body")
+        raise InvalidEvent("tombstone", "message has no value (a tombstone); results need a body")
     if len(value) > max_bytes:
-        raise Reject("too_large", f"value is {len(value)} bytes; the limit is {max_bytes}")
+        raise InvalidEvent("too_large", f"value is {len(value)} bytes; the limit is {max_bytes}")
     try:
         value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise Reject("not_utf8", f"value is not UTF-8: {exc}") from None
+        raise InvalidEvent("not_utf8", f"value is not UTF-8: {exc}") from None
     try:
         record = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         if b"NaN" in value or b"Infinity" in value:
-            raise Reject("non_finite_number", "value contains NaN or Infinity") from None
+            raise InvalidEvent("non_finite_number", "value contains NaN or Infinity") from None
         kind = "too_deep" if "depth" in str(exc) else "malformed_json"
-        raise Reject(kind, f"value is not valid JSON: {exc}") from None
+        raise InvalidEvent(kind, f"value is not valid JSON: {exc}") from None
     if not isinstance(record, dict):
-        raise Reject("not_an_object", f"value is a JSON {type(record).__name__}, not an object")
+        raise InvalidEvent(
+            "not_an_object", f"value is a JSON {type(record).__name__}, not an object"
+        )
     if depth_exceeds(record, max_depth):
-        raise Reject("too_deep", f"JSON nesting exceeds {max_depth} levels")
+        raise InvalidEvent("too_deep", f"JSON nesting exceeds {max_depth} levels")
     return record
 
 
 def _field(record: dict, name: str) -> Any:
     if name not in record:
-        raise Reject("missing_field", f"{name} is missing")
+        raise InvalidEvent("missing_field", f"{name} is missing")
     if record[name] is None:
-        raise Reject("null_value", f"{name} is null")
+        raise InvalidEvent("null_value", f"{name} is null")
     return record[name]
 
 
 def _string(record: dict, name: str) -> str:
     value = _field(record, name)
     if not isinstance(value, str):
-        raise Reject("wrong_type", f"{name} is {type(value).__name__}; expected a string")
+        raise InvalidEvent("wrong_type", f"{name} is {type(value).__name__}; expected a string")
     if not value.strip():
-        raise Reject("missing_field", f"{name} is an empty string")
+        raise InvalidEvent("missing_field", f"{name} is an empty string")
     return _text(value, name)
 
 
 def _number(record: dict, name: str) -> float:
     value = _field(record, name)
     if type(value) not in (int, float):
-        raise Reject("wrong_type", f"{name} is {type(value).__name__}; expected a number")
+        raise InvalidEvent("wrong_type", f"{name} is {type(value).__name__}; expected a number")
     if not math.isfinite(value):
-        raise Reject("non_finite_number", f"{name} is {value}; numbers must be finite")
+        raise InvalidEvent("non_finite_number", f"{name} is {value}; numbers must be finite")
     return float(value)
 
 
 def _count(record: dict, name: str) -> int:
     value = _field(record, name)
     if type(value) is not int:
-        raise Reject("wrong_type", f"{name} is {type(value).__name__}; expected an integer")
+        raise InvalidEvent("wrong_type", f"{name} is {type(value).__name__}; expected an integer")
     if not 0 <= value <= 2**31 - 1:
-        raise Reject("out_of_range", f"{name} is {value}; expected 0..2^31-1")
+        raise InvalidEvent("out_of_range", f"{name} is {value}; expected 0..2^31-1")
     return value
 
 
@@ -202,16 +198,18 @@ def _timestamp(record: dict, name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise Reject("bad_timestamp", f"{name} {text[:40]!r} is not an RFC 3339 time") from None
+        raise InvalidEvent(
+            "bad_timestamp", f"{name} {text[:40]!r} is not an RFC 3339 time"
+        ) from None
     # Flink's JSON format may drop the zone of a TIMESTAMP column; our windows are UTC.
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def metric_row(record: dict, topic: str, partition: int, offset: int) -> tuple:
-    """A Flink window result as a health_metrics_* row; raises Reject on bad fields."""
+    """A Flink window result as a health_metrics_* row; raises InvalidEvent on bad fields."""
     start, end = _timestamp(record, "window_start"), _timestamp(record, "window_end")
     if end <= start:
-        raise Reject("out_of_range", f"window_end {end} is not after window_start {start}")
+        raise InvalidEvent("out_of_range", f"window_end {end} is not after window_start {start}")
     return (
         start,
         end,
@@ -229,10 +227,10 @@ def metric_row(record: dict, topic: str, partition: int, offset: int) -> tuple:
 
 
 def alert_row(record: dict, topic: str, partition: int, offset: int) -> tuple:
-    """A Flink alert as a health_alerts row; raises Reject on bad fields."""
+    """A Flink alert as a health_alerts row; raises InvalidEvent on bad fields."""
     start, end = _timestamp(record, "window_start"), _timestamp(record, "window_end")
     if end <= start:
-        raise Reject("out_of_range", f"window_end {end} is not after window_start {start}")
+        raise InvalidEvent("out_of_range", f"window_end {end} is not after window_start {start}")
     return (
         _timestamp(record, "alert_time"),
         start,

@@ -20,7 +20,6 @@ import pytest
 from openpipe.config import parse_settings
 from openpipe.events import FAMILIES, EventValidator, InvalidEvent, parse_event_time
 from openpipe.sinks import SINKS
-from openpipe.sinks.rows import Reject
 from openpipe.sinks.samples import poison_wearables
 from tests.unit.openpipe.test_events import CLEAN, NOW_MS, SETTINGS, VALIDATOR
 
@@ -92,7 +91,7 @@ def _row(family: str, event: object) -> tuple:
     spec = next(spec for spec in SINKS.values() if spec.family == family)
     try:
         return spec.raw_row(event, ("t", 0, 0, None, None))
-    except Reject as refusal:
+    except InvalidEvent as refusal:
         return (refusal.kind,)
 
 
@@ -228,3 +227,103 @@ def test_settings_ranges_reach_the_struct() -> None:
     with pytest.raises(InvalidEvent, match="speed_kmh"):
         narrow.parse("gps", orjson.dumps(fast), NOW_MS)
     assert SETTINGS.validation.speed_kmh.high > 50
+
+
+# --- The event_time and string rules shared with the Flink job (module docstring) ---------
+
+
+def _offsets() -> list[str]:
+    """Every offset from -23:59 to +23:59, minute by minute."""
+    return [
+        f"{sign}{hours:02d}:{minutes:02d}"
+        for sign in "+-"
+        for hours in range(24)
+        for minutes in range(60)
+    ]
+
+
+def _with_time(text: str) -> bytes:
+    return orjson.dumps({**CLEAN["gps"], "event_time": text})
+
+
+def test_every_offset_from_minus_to_plus_23_59_is_valid_in_both_doors() -> None:
+    for offset in _offsets():
+        raw = _with_time(f"2026-01-01T00:00:00.123{offset}")
+        assert VALIDATOR.validate("gps", raw, 0).ok, offset
+        _both("gps", raw, 0)  # 0: no time window, the format alone decides
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-01T00:00:00+00:60",  # offset minute 60 (Python would read +01:00)
+        "2026-01-01T00:00:00-00:60",
+        "2026-01-01T00:00:00+05:99",
+        "2026-01-01T00:00:00+24:00",
+        "2026-01-01T00:00:00-24:00",
+        "2026-01-01T00:00:00+99:00",
+        "2026-01-01T00:00:00+0530",
+        "2026-01-01T00:00:00+05",
+        "2026-01-01T23:59:60Z",  # a leap second
+        "2026-01-01T23:59:60.500+05:30",
+        "2026-01-01T00:60:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-02-30T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-01-01T00:00:00.Z",
+        "2026-01-01T00:00:00.1234567890Z",
+        "2026-01-01t00:00:00z",
+    ],
+)
+def test_out_of_range_time_parts_are_bad_timestamps_in_both_doors(text: str) -> None:
+    for ts in (0, NOW_MS):
+        assert VALIDATOR.validate("gps", _with_time(text), ts).error_kind == "bad_timestamp"
+        _both("gps", _with_time(text), ts)
+
+
+def _clean_with(field_json: bytes) -> bytes:
+    """The clean GPS event with its city (a string field) replaced by raw JSON text."""
+    return orjson.dumps(CLEAN["gps"]).replace(b'"Mumbai"', field_json)
+
+
+BAD_STRINGS = {
+    "lone high surrogate": _clean_with(b'"\\ud800"'),
+    "lone high surrogate inside text": _clean_with(b'"Mum\\ud800bai"'),
+    "lone high surrogate at the end": _clean_with(b'"Mumbai\\udbff"'),
+    "high surrogate then a non-surrogate escape": _clean_with(b'"\\ud800\\u0041"'),
+    "lone low surrogate": _clean_with(b'"\\udc00"'),
+    "low before high": _clean_with(b'"\\udc00\\ud800"'),
+    "two highs": _clean_with(b'"\\ud800\\ud800"'),
+    "surrogate in an unknown field": orjson.dumps(CLEAN["gps"])[:-1] + b',"x":"\\ud800"}',
+    "surrogate in a key": orjson.dumps(CLEAN["gps"])[:-1] + b',"\\ud800":1}',
+    "surrogate in device_id": orjson.dumps(CLEAN["gps"]).replace(b'"gps-00001"', b'"gps-\\udfff"'),
+    "invalid UTF-8 byte": _clean_with(b'"Mum\xffbai"'),
+    "UTF-8 encoded surrogate (CESU-8)": _clean_with(b'"\xed\xa0\x80"'),
+    "overlong UTF-8": _clean_with(b'"\xc0\xaf"'),
+    "truncated UTF-8 sequence": _clean_with(b'"Mum\xe2\x82"'),
+}
+
+
+@pytest.mark.parametrize("name", BAD_STRINGS)
+def test_each_kind_of_bad_string_is_not_utf8_in_both_doors(name: str) -> None:
+    raw = BAD_STRINGS[name]
+    verdict = VALIDATOR.validate("gps", raw, NOW_MS)
+    assert verdict.error_kind == "not_utf8", (name, verdict)
+    _both("gps", raw)
+
+
+def test_a_lone_surrogate_is_named_by_its_field() -> None:
+    raw = orjson.dumps(CLEAN["wearables"]).replace(b'"patient-000001"', b'"\\ud800"')
+    verdict = VALIDATOR.validate("wearables", raw, NOW_MS)
+    assert verdict.error_kind == "not_utf8" and verdict.error_detail.startswith("patient_id ")
+    nested = orjson.dumps(CLEAN["restaurants"]).replace(b'"D001"', b'"D\\udc01"')
+    verdict = VALIDATOR.validate("restaurants", nested, NOW_MS)
+    assert verdict.error_kind == "not_utf8" and verdict.error_detail.startswith(
+        "items[0].dish_code"
+    )
+
+
+def test_a_valid_surrogate_pair_is_text() -> None:
+    raw = _clean_with(b'"Mumbai \\ud83d\\ude95"')
+    assert VALIDATOR.parse("gps", raw, NOW_MS).city == "Mumbai \U0001f695"
+    _both("gps", raw)
