@@ -7,11 +7,13 @@ jvm/pom.xml.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,6 +35,8 @@ CONTAINER_ADDRESSES = {
     "OPENPIPE__DATABASE__MANAGE_LOCAL": "false",
     "OPENPIPE__FLINK__MANAGE_LOCAL": "false",
     "OPENPIPE__FLINK__REST_URL": "http://flink-jobmanager:{flink_rest_port}",
+    # What the user's browser opens: the JobManager port published on the host.
+    "OPENPIPE__FLINK__UI_URL": "http://127.0.0.1:{flink_host_port}",
     "OPENPIPE__MONITORING__HOST": "0.0.0.0",
     # Not an address, but the one other thing a container deployment changes: the
     # simulator is its own service, so Dagster must not launch a second one.
@@ -60,17 +64,18 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
-def _resolve(value: Any) -> str:
-    """A compose value as the container sees it when no .env overrides the defaults."""
+def _resolve(value: Any, dotenv: dict[str, str] | None = None) -> str:
+    """A compose value as the container sees it, with `dotenv` as the shell/.env variables."""
     text = str(value).lower() if isinstance(value, bool) else str(value)
-    return _INTERPOLATION.sub(lambda m: m.group(2) or "", text)
+    given = dotenv or {}
+    return _INTERPOLATION.sub(lambda m: given.get(m.group(1), m.group(2) or ""), text)
 
 
-def _environment(service: dict[str, Any]) -> dict[str, str]:
+def _environment(service: dict[str, Any], dotenv: dict[str, str] | None = None) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {key: _resolve(value) for key, value in env.items()}
+    return {key: _resolve(value, dotenv) for key, value in env.items()}
 
 
 def _command(service: dict[str, Any]) -> list[str]:
@@ -161,10 +166,16 @@ def _arg_default(dockerfile: Path, name: str) -> str:
     return match.group(1)
 
 
+def _one_shot(services: dict[str, dict[str, Any]]) -> set[str]:
+    """Services that run to completion (no restart); others wait for them to succeed."""
+    return {name for name, service in services.items() if service.get("restart") == "no"}
+
+
 def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
-    missing = [name for name, service in services.items() if not service.get("healthcheck")]
+    long_running = {name: s for name, s in services.items() if name not in _one_shot(services)}
+    missing = [name for name, service in long_running.items() if not service.get("healthcheck")]
     assert not missing, f"services without a healthcheck: {missing}"
-    for name, service in services.items():
+    for name, service in long_running.items():
         assert _command(service) or service.get("image"), name
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
 
@@ -175,6 +186,40 @@ def test_every_service_has_a_pinned_image_or_a_build(services: dict[str, dict[st
         assert image or service.get("build"), f"{name}: neither image nor build"
         if image:
             assert _is_pinned(image), f"{name}: image {image!r} has no pinned tag"
+
+
+def test_built_images_are_never_pulled(services: dict[str, dict[str, Any]]) -> None:
+    # With `image:` and `build:` and no pull policy, `docker compose up` first tries to
+    # pull openpipe/app and openpipe/flink from Docker Hub, where they do not exist.
+    built = {name: s for name, s in services.items() if s.get("build")}
+    assert {"user_code", "flink-jobmanager", "kafka-topics"} <= set(built)
+    for name, service in built.items():
+        assert service.get("pull_policy") == "build", f"{name}: needs pull_policy: build"
+
+
+def _linux_wheel_machines(package: str) -> set[str]:
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    entry = next(p for p in lock["package"] if p["name"] == package)
+    machines = set()
+    for wheel in entry.get("wheels", []):
+        filename = wheel["url"].rsplit("/", 1)[1]
+        if "-cp311-" in filename or "-py3-none-" in filename:
+            machines |= set(re.findall(r"linux_?\d*_?\d*_(x86_64|aarch64)", filename))
+    return machines
+
+
+def test_built_images_name_the_platform_the_lock_can_install(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    # apache-flink (in both images) has Linux wheels for x86_64 only; on arm64 hosts the
+    # images build and run as amd64 rather than fail compiling it. When the lock gains an
+    # aarch64 wheel, drop the `platform:` lines.
+    machines = _linux_wheel_machines("apache-flink")
+    assert "x86_64" in machines
+    expected = None if "aarch64" in machines else "linux/amd64"
+    for name, service in services.items():
+        if service.get("build"):
+            assert service.get("platform") == expected, f"{name}: platform"
 
 
 def test_dockerfiles_pin_their_base_images() -> None:
@@ -211,6 +256,8 @@ def test_healthchecks_probe_the_ports_the_services_listen_on(
 ) -> None:
     expected = _expected_ports(settings)
     for name, service in services.items():
+        if name in _one_shot(services):
+            continue
         for port in re.findall(r"localhost:(\d+)", _healthcheck_text(service)):
             listening = {expected[name][1]} if name in expected else set()
             if name == "kafka":
@@ -228,10 +275,17 @@ def test_python_services_use_their_ready_endpoint(services: dict[str, dict[str, 
     assert "kafka-broker-api-versions" in _healthcheck_text(services["kafka"])
 
 
-@pytest.mark.parametrize(
-    "service_name",
-    ["user_code", "dagster-webserver", "dagster-daemon", "simulator", "sql-viewer", "timescaledb"],
-)
+APP_SERVICES = [
+    "user_code",
+    "dagster-webserver",
+    "dagster-daemon",
+    "simulator",
+    "sql-viewer",
+    "kafka-topics",
+]
+
+
+@pytest.mark.parametrize("service_name", [*APP_SERVICES, "timescaledb"])
 def test_openpipe_environment_parses(
     services: dict[str, dict[str, Any]], service_name: str
 ) -> None:
@@ -243,12 +297,37 @@ def test_openpipe_environment_parses(
         pytest.fail(f"{service_name}: {exc}")
 
 
+# Secrets a user may put in .env; YAML would read each as something else.
+SECRETS = ["123456", "true", "pa ss #1", "'quoted'", "a: b", "null", "1e3"]
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_secrets_from_env_reach_every_reader_unchanged(
+    services: dict[str, dict[str, Any]], secret: str
+) -> None:
+    # The TimescaleDB init script and dagster.yaml take the variable as it is; the Python
+    # services must read the same password, or their logins fail.
+    dotenv = {"OPENPIPE_DB_PASSWORD": secret, "OPENPIPE_DB_READER_PASSWORD": secret}
+    for name in APP_SERVICES:
+        env = _environment(services[name], dotenv)
+        assert env["OPENPIPE__DATABASE__PASSWORD"] == secret, name
+        settings = parse_settings(_raw_settings(), environ=env)
+        assert settings.database.password == secret, name
+        assert settings.database.reader_password == secret, name
+    db = _environment(services["timescaledb"], dotenv)
+    assert db["OPENPIPE__DATABASE__PASSWORD"] == db["OPENPIPE__DATABASE__READER_PASSWORD"] == secret
+
+
 def test_overrides_change_only_addresses(
     services: dict[str, dict[str, Any]], settings: Settings
 ) -> None:
     flink_rest_port = int(_flink_properties(services["flink-jobmanager"])["rest.port"])
     addresses = {
-        key: value.format(kafka_port=settings.kafka.broker_port, flink_rest_port=flink_rest_port)
+        key: value.format(
+            kafka_port=settings.kafka.broker_port,
+            flink_rest_port=flink_rest_port,
+            flink_host_port=settings.flink.rest_port,
+        )
         for key, value in CONTAINER_ADDRESSES.items()
     }
     defaults = settings.model_dump()
@@ -259,20 +338,18 @@ def test_overrides_change_only_addresses(
             if key in addresses:
                 assert value == addresses[key], f"{name}: {key}={value}"
                 continue
-            node: Any = defaults
-            for part in key[len(ENV_PREFIX) :].lower().split("__"):
-                node = node[part]
-            assert yaml.safe_load(value) == node, (
-                f"{name}: {key}={value} differs from config/settings.yaml ({node!r}); "
+            # As the services read it (text stays text), the value is the file's own.
+            read = parse_settings(_raw_settings(), environ={key: value}).model_dump()
+            assert read == defaults, (
+                f"{name}: {key}={value} differs from config/settings.yaml; "
                 "change the settings file, not the compose file"
             )
 
 
 def test_app_services_share_the_same_settings(services: dict[str, dict[str, Any]]) -> None:
-    app = ["user_code", "dagster-webserver", "dagster-daemon", "simulator", "sql-viewer"]
     envs = [
         {k: v for k, v in _environment(services[name]).items() if k.startswith(ENV_PREFIX)}
-        for name in app
+        for name in APP_SERVICES
     ]
     assert all(env == envs[0] for env in envs), "app services see different OPENPIPE__ values"
     assert set(CONTAINER_ADDRESSES) <= set(envs[0])
@@ -281,7 +358,117 @@ def test_app_services_share_the_same_settings(services: dict[str, dict[str, Any]
 def test_topics_are_not_named_in_the_compose_file(settings: Settings) -> None:
     text = COMPOSE_PATH.read_text()
     named = [topic for topic in settings.kafka.topics.all() if topic in text]
-    assert not named, f"topics are created by the kafka_topics asset from config, not here: {named}"
+    assert not named, f"topics are created from config (docker/app/ensure_topics.py): {named}"
+
+
+def _depends(service: dict[str, Any]) -> dict[str, str]:
+    return {target: spec["condition"] for target, spec in service.get("depends_on", {}).items()}
+
+
+def test_topics_exist_before_anything_uses_kafka(
+    services: dict[str, dict[str, Any]], settings: Settings
+) -> None:
+    # Auto-creation is off: without this service nothing creates the topics in compose,
+    # and the simulator waits for them forever (readiness 503).
+    init = services["kafka-topics"]
+    assert init["restart"] == "no"
+    assert _command(init) == ["python", "docker/app/ensure_topics.py"]
+    assert init["build"] == services["user_code"]["build"]
+    assert _depends(init) == {"kafka": "service_healthy"}
+    env = _environment(init)
+    assert parse_settings(_raw_settings(), environ=env).kafka.bootstrap_servers == (
+        f"kafka:{settings.kafka.broker_port}"
+    )
+    for name in ("simulator", "sql-viewer", "user_code"):
+        assert _depends(services[name]).get("kafka-topics") == "service_completed_successfully", (
+            name
+        )
+    # The Dagster webserver and daemon reach Kafka only through user_code's runs.
+    for name in ("dagster-webserver", "dagster-daemon"):
+        assert "user_code" in _depends(services[name]), name
+
+
+def _ensure_topics_module() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "ensure_topics", DOCKER_DIR / "app" / "ensure_topics.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _RecordingAdmin:
+    """Stands in for AdminClient to record what the init service asks Kafka to create."""
+
+    def __init__(self) -> None:
+        self.created: list[Any] = []
+
+    def list_topics(self, timeout: float) -> Any:
+        return SimpleNamespace(topics={})
+
+    def create_topics(self, topics: list[Any], operation_timeout: float) -> dict[str, Any]:
+        self.created += topics
+        return {t.topic: SimpleNamespace(result=lambda: None) for t in topics}
+
+
+def test_topic_init_creates_the_configured_topics(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env = {**_environment(services["kafka-topics"]), "OPENPIPE__KAFKA__PARTITIONS": "6"}
+    settings = parse_settings(_raw_settings(), environ=env)
+    admin = _RecordingAdmin()
+    created = _ensure_topics_module().ensure_configured_topics(settings, admin)
+    assert created == dict.fromkeys(settings.kafka.topics.all(), True)
+    assert [(t.topic, t.num_partitions, t.replication_factor) for t in admin.created] == [
+        (name, 6, settings.kafka.replication_factor) for name in settings.kafka.topics.all()
+    ]
+
+
+def test_kafka_healthcheck_has_its_own_small_heap(services: dict[str, dict[str, Any]]) -> None:
+    # The probe is a JVM started every interval; with the broker's KAFKA_HEAP_OPTS it
+    # would reserve the broker's heap again each time.
+    probe = _healthcheck_text(services["kafka"])
+    heap = re.search(r"KAFKA_HEAP_OPTS='([^']*)'", probe)
+    assert heap, "the Kafka healthcheck must set KAFKA_HEAP_OPTS for itself"
+    assert heap.group(1) != _environment(services["kafka"])["KAFKA_HEAP_OPTS"]
+    assert int(re.search(r"-Xmx(\d+)m", heap.group(1)).group(1)) <= 128
+
+
+def test_kafka_ui_is_the_maintained_fork(services: dict[str, dict[str, Any]]) -> None:
+    image = services["kafka-ui"]["image"]
+    assert image.startswith("ghcr.io/kafbat/kafka-ui:v"), image
+    assert "actuator/health" in _healthcheck_text(services["kafka-ui"])
+
+
+def test_flink_links_open_on_the_host(
+    services: dict[str, dict[str, Any]], settings: Settings
+) -> None:
+    env = _environment(services["user_code"])
+    compose_settings = parse_settings(_raw_settings(), environ=env)
+    (_, host_port, _), *_ = _published(services["flink-jobmanager"])
+    assert compose_settings.flink.ui_url == f"http://127.0.0.1:{host_port}"
+    assert host_port == settings.flink.rest_port
+    # Dagster itself talks to the cluster inside the compose network.
+    assert compose_settings.flink.rest_url.startswith("http://flink-jobmanager:")
+
+
+def test_flink_state_lives_on_the_cluster_volume(services: dict[str, dict[str, Any]]) -> None:
+    # The cluster's own checkpoint and savepoint dirs, on a volume that the JobManager and
+    # the TaskManager mount at the same path, and that the Dagster runs can read.
+    props = _flink_properties(services["flink-jobmanager"])
+    for name in ("flink-jobmanager", "flink-taskmanager"):
+        assert _flink_properties(services[name]) == props, name
+    dirs = [props["execution.checkpointing.dir"], props["execution.checkpointing.savepoint-dir"]]
+    assert not [d for d in dirs if not d.startswith("file:///")]
+    paths = [d.removeprefix("file://") for d in dirs]
+    for name in ("flink-jobmanager", "flink-taskmanager"):
+        mounts = dict(m.split(":")[:2][::-1] for m in services[name]["volumes"])
+        mount = next((t for t in mounts if all(p.startswith(t + "/") for p in paths)), None)
+        assert mount and mounts[mount] == "flink-data", f"{name}: state dirs not on flink-data"
+    user_code = [m.split(":") for m in services["user_code"]["volumes"]]
+    assert ["flink-data", mount, "ro"] in user_code
+    # Nothing names a path of a machine that submits jobs (the app image's /app).
+    assert not [v for v in props.values() if "/app/" in v or ".openpipe" in v]
 
 
 def test_kafka_broker_matches_settings(
@@ -356,6 +543,11 @@ def test_images_match_the_project_pins() -> None:
 def _module_file(module: str) -> Path:
     path = REPO_ROOT / Path(*module.split("."))
     return path / "__main__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def test_topic_init_script_exists(services: dict[str, dict[str, Any]]) -> None:
+    script = _command(services["kafka-topics"])[1]
+    assert (REPO_ROOT / script).is_file()
 
 
 @pytest.mark.parametrize(
@@ -455,12 +647,14 @@ def test_database_init_script_gets_its_variables(
 
 
 def test_depends_on_waits_for_health(services: dict[str, dict[str, Any]]) -> None:
+    one_shot = _one_shot(services)
     for name, service in services.items():
         depends = service.get("depends_on", {})
         assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
         for target, spec in depends.items():
             assert target in services, f"{name} depends on unknown {target}"
-            assert spec == {"condition": "service_healthy"}, f"{name} -> {target}"
+            wanted = "service_completed_successfully" if target in one_shot else "service_healthy"
+            assert spec == {"condition": wanted}, f"{name} -> {target}"
 
 
 def test_data_lives_in_named_volumes(
