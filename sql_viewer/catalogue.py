@@ -11,9 +11,10 @@ from typing import Any
 
 from psycopg import sql
 
+from openpipe.stack.postgres import storage_label
 from sql_viewer.runner import QueryResult, QueryRunner
 
-SINK_OFFSETS_TABLE = "sink_offsets"  # DESIGN.md §5: sink, kafka_topic, kafka_partition, next_offset
+SINK_OFFSETS_TABLE = "sink_offsets"  # docs/architecture.md §5: sink, kafka_topic, kafka_partition, next_offset
 TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 
 TABLES_SQL = sql.SQL("""
@@ -60,13 +61,34 @@ FROM visible v JOIN sizes s ON s.root = v.oid
 ORDER BY v.schema = 'public' DESC, v.schema, v.name
 """)
 
+# approximate_row_count() because a hypertable's own reltuples is -1 (its rows are in
+# chunks); hypertable_size() and the compression stats include the compressed chunks,
+# which are not in the hypertable's inheritance tree.
 HYPERTABLES_SQL = sql.SQL("""
-SELECT h.hypertable_schema, h.hypertable_name, h.num_chunks, d.column_name
+SELECT h.hypertable_schema, h.hypertable_name, h.num_chunks, d.column_name,
+       h.compression_enabled,
+       approximate_row_count(r.oid) AS estimated_rows,
+       hypertable_size(r.oid) AS size_bytes,
+       c.number_compressed_chunks,
+       c.before_compression_total_bytes,
+       c.after_compression_total_bytes
 FROM timescaledb_information.hypertables h
+CROSS JOIN LATERAL (SELECT format('%I.%I', h.hypertable_schema, h.hypertable_name)::regclass
+                    AS oid) r
 LEFT JOIN timescaledb_information.dimensions d
   ON d.hypertable_schema = h.hypertable_schema AND d.hypertable_name = h.hypertable_name
  AND d.dimension_number = 1
+LEFT JOIN LATERAL hypertable_compression_stats(r.oid) c ON h.compression_enabled
 """)
+
+# What the database stores its time-series tables as (docs/architecture.md §5): schema_migrations
+# records the path the migrations took; the extension may be installed but unused.
+STORAGE_SQL = sql.SQL("""
+SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'timescaledb'),
+       to_regclass('schema_migrations') IS NOT NULL
+       AND has_table_privilege('schema_migrations', 'SELECT')
+""")
+RECORDED_STORAGE_SQL = sql.SQL("SELECT storage FROM schema_migrations LIMIT 1")
 
 HAS_TIMESCALE_SQL = sql.SQL("""
 SELECT CASE WHEN to_regnamespace('timescaledb_information') IS NULL THEN false
@@ -123,8 +145,9 @@ def list_tables(runner: QueryRunner) -> list[TableInfo]:
     for schema, name, kind, rows, size, children, key, columns in runner.read(TABLES_SQL).rows:
         partitioning = None
         if (schema, name) in hypertables:
-            chunks, time_column = hypertables[schema, name]
-            partitioning = {"type": "hypertable", "chunks": chunks, "time_column": time_column}
+            partitioning = hypertables[schema, name]
+            rows = partitioning.pop("estimated_rows")
+            size = partitioning.pop("size_bytes")
             kind = "hypertable"
         elif key:
             partitioning = {"type": "partitioned", "key": key, "partitions": children}
@@ -134,9 +157,9 @@ def list_tables(runner: QueryRunner) -> list[TableInfo]:
     return tables
 
 
-def find_table(runner: QueryRunner, name: str) -> TableInfo:
+def find_table(runner: QueryRunner, name: str, tables: list[TableInfo] | None = None) -> TableInfo:
     """Match a URL's table name (`name` or `schema.name`) against the catalogue."""
-    tables = list_tables(runner)
+    tables = list_tables(runner) if tables is None else tables
     matches = [t for t in tables if name in (t.qualified_name, f"{t.schema}.{t.name}")]
     if not matches:
         matches = [t for t in tables if t.name == name]
@@ -174,7 +197,48 @@ def sink_offsets(runner: QueryRunner) -> list[tuple[str, str, int, int]] | None:
     return [tuple(row) for row in runner.read(query).rows]
 
 
-def _hypertables(runner: QueryRunner) -> dict[tuple[str, str], tuple[int, str | None]]:
+def storage_mode(runner: QueryRunner, tables: list[TableInfo]) -> dict[str, Any]:
+    """The store in use, e.g. 'TimescaleDB 2.17.2, 10 hypertables' or 'native partitions'.
+
+    On native partitions row counts are the planner's estimates and there is no
+    compression: the note says so.
+    """
+    version, migrated = runner.read(STORAGE_SQL).rows[0]
+    recorded = runner.read(RECORDED_STORAGE_SQL).rows if migrated else []
+    mode = recorded[0][0] if recorded else None
+    hypertables = sum(1 for t in tables if t.kind == "hypertable")
+    note = (
+        "row counts from approximate_row_count(); compressed chunks count in sizes"
+        if mode == "timescaledb"
+        else "row counts are the planner's estimates (reltuples, after ANALYZE); "
+        "no compression on native partitions"
+    )
+    return {
+        "mode": mode,
+        "timescaledb_version": version,
+        "hypertables": hypertables,
+        "label": storage_label(mode, version, hypertables),
+        "note": note,
+    }
+
+
+def _hypertables(runner: QueryRunner) -> dict[tuple[str, str], dict[str, Any]]:
     if not runner.read(HAS_TIMESCALE_SQL).rows[0][0]:
         return {}
-    return {(s, n): (chunks, column) for s, n, chunks, column in runner.read(HYPERTABLES_SQL).rows}
+    found = {}
+    for row in runner.read(HYPERTABLES_SQL).rows:
+        schema, name, chunks, column, compressed, rows, size, done, before, after = row
+        found[schema, name] = {
+            "type": "hypertable",
+            "chunks": chunks,
+            "time_column": column,
+            "compression": {
+                "enabled": bool(compressed),
+                "compressed_chunks": done or 0,
+                "before_bytes": before,
+                "after_bytes": after,
+            },
+            "estimated_rows": rows,
+            "size_bytes": size,
+        }
+    return found

@@ -10,6 +10,20 @@ function partitionText(p) {
   return `partitioned by ${p.key}, ${p.partitions} partitions`;
 }
 
+function compressionText(p) {
+  if (!p || p.type !== "hypertable") return null;
+  const c = p.compression;
+  if (!c || !c.enabled) return "compression: off for this hypertable";
+  if (!c.compressed_chunks) return `compression: on, no chunk compressed yet (of ${p.chunks})`;
+  const ratio = c.after_bytes ? ` (${(c.before_bytes / c.after_bytes).toFixed(1)}×)` : "";
+  return `compression: ${c.compressed_chunks} of ${p.chunks} chunks compressed, `
+    + `${formatCount(c.before_bytes)} → ${formatCount(c.after_bytes)} bytes${ratio}`;
+}
+
+function storageText(storage) {
+  return storage ? `storage: ${storage.label}` : "";
+}
+
 async function showTable(name, item) {
   for (const li of list.children) li.classList.toggle("active", li === item);
   detail.replaceChildren(el("p", { className: "muted", text: "loading…" }));
@@ -27,7 +41,10 @@ async function showTable(name, item) {
         `${t.kind} · ~${formatCount(t.estimated_rows)} rows (estimate) · ${formatCount(t.size_bytes)} bytes`,
         partitionText(t.partitioning) ? el("br") : null,
         partitionText(t.partitioning),
+        compressionText(t.partitioning) ? el("br") : null,
+        compressionText(t.partitioning),
       ]),
+      el("p", { className: "muted", id: "storage-mode", text: `${storageText(t.storage)} · ${t.storage.note}` }),
       el("p", {}, el("a", { href: "/console?sql=" + encodeURIComponent(sql), text: "open in the SQL console" })),
       el("h2", { text: "Columns" }), el("div", { className: "scroll" }, columns),
       el("h2", { text: `Latest ${t.latest_rows.row_count} rows` + (t.order_column ? ` by ${t.order_column}` : "") }),
@@ -41,8 +58,8 @@ async function showTable(name, item) {
 async function loadTables() {
   const status = document.getElementById("tables-status");
   try {
-    const { tables } = await apiJson("/api/tables");
-    status.textContent = `${tables.length} tables readable by the viewer`;
+    const { tables, storage } = await apiJson("/api/tables");
+    status.textContent = `${tables.length} tables readable by the viewer · ${storageText(storage)}`;
     list.replaceChildren(...tables.map((t) => {
       const item = el("li", { "data-table": t.name }, [
         t.name, el("span", { className: "meta", text: `${t.kind} · ~${formatCount(t.estimated_rows)} rows` })]);
