@@ -32,11 +32,12 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from flink_jobs.reference import expected_outputs, wearable_event
-from openpipe import db, kafka
+from openpipe import kafka
 from openpipe.config import REPO_ROOT, Settings, load_settings
 from openpipe.sinks import SINKS
 from openpipe.sinks.drain import drain_topic
-from openpipe_dagster.flink.resources import FlinkService
+from openpipe.storage import db
+from openpipe_dagster.resources.flink import FlinkService
 from simulator.wearables import WearableFleet
 
 PASSTHROUGH = REPO_ROOT / "flink_jobs" / "passthrough.py"

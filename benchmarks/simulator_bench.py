@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from openpipe.config import Settings, load_settings, parse_settings
 from openpipe.events import FAMILIES
 from simulator.engine import Simulation
-from simulator.producer import DryRunSink, KafkaSink, producer_config
+from simulator.publisher import DryRunPublisher, KafkaPublisher, producer_config
 from simulator.runner import RunPlan, run_simulation
 from simulator.stats import SimulatorStats
 
@@ -71,13 +71,13 @@ def simulator_run(settings: Settings, seconds: int, dry_run: bool) -> tuple[floa
     sim = Simulation(settings, seed=1, start_ms=START_MS)
     if dry_run:
         out = open(os.devnull, "wb")  # noqa: SIM115 - closed below
-        sink = DryRunSink(stats, out)
+        publisher = DryRunPublisher(stats, out)
     else:
-        sink = KafkaSink(settings, stats)
-        sink.wait_until_ready(threading.Event())
+        publisher = KafkaPublisher(settings, stats)
+        publisher.wait_until_ready(threading.Event())
     plan = RunPlan(START_MS, START_MS + seconds * 1000, virtual=True)
     start = time.perf_counter()
-    undelivered = run_simulation(sim, sink, stats, plan, threading.Event())
+    undelivered = run_simulation(sim, publisher, stats, plan, threading.Event())
     elapsed = time.perf_counter() - start
     if dry_run:
         out.close()
@@ -93,7 +93,7 @@ import resource, sys, threading
 from benchmarks.simulator_bench import scaled_settings
 from openpipe.config import load_settings
 from simulator.engine import Simulation
-from simulator.producer import DryRunSink
+from simulator.publisher import DryRunPublisher
 from simulator.runner import RunPlan, run_simulation
 from simulator.stats import SimulatorStats
 import os
@@ -101,7 +101,7 @@ settings = scaled_settings(load_settings(), int(sys.argv[1]), {})
 sim = Simulation(settings, seed=1, start_ms=1_767_261_600_000)
 stats = SimulatorStats()
 with open(os.devnull, "wb") as out:
-    run_simulation(sim, DryRunSink(stats, out), stats,
+    run_simulation(sim, DryRunPublisher(stats, out), stats,
                    RunPlan(1_767_261_600_000, 1_767_261_600_000 + 60_000, True), threading.Event())
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """

@@ -27,14 +27,14 @@ import uuid
 
 from confluent_kafka.admin import NewTopic
 
-from openpipe import db, kafka
-from openpipe import migrations as m
+from openpipe import kafka
 from openpipe.config import load_settings
 from openpipe.events import EventValidator
 from openpipe.sinks import SINKS, drain_topic, partition_lag, samples
 from openpipe.sinks.rows import kafka_time
-from openpipe.sinks.schema import ensure_partitions, read_storage
 from openpipe.sinks.writer import read_offsets
+from openpipe.storage import db, migrations
+from openpipe.storage.schema import ensure_partitions, read_storage
 
 SPEC = SINKS["wearable_readings"]
 
@@ -73,13 +73,17 @@ def produce(settings, topic: str, count: int) -> list[tuple]:
 def identical_table(conn, name: str, storage: str, days) -> None:
     """A fresh table shaped exactly like wearable_readings (columns, keys, partitioning)."""
     conn.execute(f"DROP TABLE IF EXISTS {name}")
-    partitioning = f" PARTITION BY RANGE ({SPEC.time_column})" if storage == m.NATIVE else ""
+    partitioning = (
+        f" PARTITION BY RANGE ({SPEC.time_column})" if storage == migrations.NATIVE else ""
+    )
     conn.execute(f"CREATE TABLE {name} (LIKE {SPEC.table} INCLUDING ALL){partitioning}")
-    if storage == m.NATIVE:
+    if storage == migrations.NATIVE:
         ensure_partitions(conn, name, days, set())
     else:
-        target = m.TimePartitioning(name, SPEC.time_column)
-        conn.execute(m.hypertable_sql(target, chunk_interval_hours=24, retention_days=3650)[0])
+        target = migrations.TimePartitioning(name, SPEC.time_column)
+        conn.execute(
+            migrations.hypertable_sql(target, chunk_interval_hours=24, retention_days=3650)[0]
+        )
 
 
 def measure_rate(settings, topic: str, rows: list[tuple], rounds: int) -> list[tuple[float, float]]:

@@ -2,7 +2,7 @@
 
 Usage: uv run python benchmarks/viewer_bench.py [--rows N] [--runs R] [--requests K] [--keep]
 
-Creates its own table `viewer_bench.wearable_readings` (the columns of DESIGN.md §5)
+Creates its own table `viewer_bench.wearable_readings` (the columns of docs/architecture.md §5)
 as the app role, starts the viewer as the stack does (`python -m sql_viewer`) on a
 free port, and measures over real HTTP. Each figure is the median of R runs of K
 requests. The schema is dropped at the end unless --keep.

@@ -22,7 +22,7 @@ _RFC3339 = (
 )
 _UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _WALL_CLOCK = "yyyy-MM-dd''T''HH:mm:ss"
-#: How window bounds and alert times are written to the health-* topics (DESIGN §5).
+#: How window bounds and alert times are written to the health-* topics (docs/architecture.md §5).
 OUTPUT_TIME_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSS''Z''"
 #: Readings are summed as decimals of this type (6 decimal places; readings are < 10^6).
 EXACT_TYPE = "DECIMAL(24, 6)"
@@ -44,7 +44,7 @@ class WindowedMetric:
 
 
 def windowed_metrics(settings: Settings) -> tuple[WindowedMetric, ...]:
-    """The four window/alert rules of DESIGN §5, with sizes and thresholds from config."""
+    """The four window/alert rules of docs/architecture.md §5, with sizes and thresholds from config."""
     f, t = settings.flink, settings.flink.thresholds
     return (
         WindowedMetric(

@@ -1,7 +1,7 @@
 """The health-window job: virtual-wearables -> event-time windows and alerts -> health-* topics.
 
 Run on a cluster with `flink run -d --python flink_jobs/health_windows.py --jarfile <kafka
-connector jar>` (FlinkService in openpipe_dagster/flink does this). Connectors are SQL DDL
+connector jar>` (FlinkService in openpipe_dagster/resources/flink.py does this). Connectors are SQL DDL
 strings built from settings; `transform` is pure Flink SQL over any table with the source
 columns (`payload`, `kafka_ts`, `event_ts`), so tests feed it from values or files.
 """
@@ -69,7 +69,7 @@ SOURCE_TABLE = "wearables_source"
 
 
 class HealthTables(NamedTuple):
-    """The three outputs of `transform`, with the column names of DESIGN §5."""
+    """The three outputs of `transform`, with the column names of docs/architecture.md §5."""
 
     metrics_1min: Table
     metrics_10min: Table

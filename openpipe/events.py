@@ -1,4 +1,4 @@
-"""The event contract (DESIGN §3): families, fault kinds and validation of raw Kafka values.
+"""The event contract (docs/architecture.md §3): families, fault kinds and validation of raw Kafka values.
 
 `EventValidator` is the one place that decides whether a message is a valid event. The
 sinks, the Flink job's reference model and the simulator's tests all call it; it never
@@ -370,7 +370,7 @@ def _gps_passes(event: Any) -> bool:
 
 
 class EventValidator:
-    """Validates raw Kafka values against DESIGN §3 with ranges from `settings.validation`."""
+    """Validates raw Kafka values against docs/architecture.md §3 with ranges from `settings.validation`."""
 
     def __init__(self, settings: Settings) -> None:
         v = settings.validation

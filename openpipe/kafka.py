@@ -19,14 +19,14 @@ TIMEOUT_S = 10.0
 
 def producer_config(bootstrap_servers: str, kafka: KafkaSettings | None = None) -> dict[str, Any]:
     """The one producer config: idempotent, acks=all, batching tuned from settings."""
-    tuning = kafka.producer if kafka else None
+    tuning = (kafka or KafkaSettings()).producer
     return {
         "bootstrap.servers": bootstrap_servers,
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": tuning.linger_ms if tuning else 20,
-        "batch.size": tuning.batch_size if tuning else 262144,
-        "compression.type": tuning.compression_type if tuning else "lz4",
+        "linger.ms": tuning.linger_ms,
+        "batch.size": tuning.batch_size,
+        "compression.type": tuning.compression_type,
     }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from openpipe import migrations as m
+from openpipe.storage import migrations
 from openpipe.config import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,15 @@ def window_days(start: datetime, end: datetime) -> list:
 
 def ensure_window_partitions(conn: psycopg.Connection, table: str, start: datetime, end: datetime):
     """On the native storage path, create the daily partitions of `table` a window needs."""
-    from openpipe.sinks.schema import ensure_partitions, existing_partitions, read_storage
+    from openpipe.storage.schema import ensure_partitions, existing_partitions, read_storage
 
-    if read_storage(conn) != m.NATIVE:
+    if read_storage(conn) != migrations.NATIVE:
         return []
-    known = {d for d in (m.partition_day(table, n) for n in existing_partitions(conn, table)) if d}
+    known = {
+        d
+        for d in (migrations.partition_day(table, n) for n in existing_partitions(conn, table))
+        if d
+    }
     return ensure_partitions(conn, table, window_days(start, end), known)
 
 

@@ -14,7 +14,7 @@ from openpipe.config import ConfigError, load_settings
 from openpipe.events import parse_event_time
 from simulator.dashboard import DashboardServer, create_app
 from simulator.engine import Simulation
-from simulator.producer import DryRunSink, KafkaSink
+from simulator.publisher import DryRunPublisher, KafkaPublisher
 from simulator.runner import RunPlan, now_ms, run_simulation
 from simulator.stats import SimulatorStats
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, wire the simulation to its sink and dashboard, and run it."""
+    """Parse arguments, wire the simulation to its publisher and dashboard, and run it."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -105,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.dry_run:
             stats.kafka_ready, stats.kafka_error = True, None
-            sink = DryRunSink(stats, sys.stdout.buffer)
+            publisher = DryRunPublisher(stats, sys.stdout.buffer)
         else:
-            sink = KafkaSink(settings, stats)
-            if not sink.wait_until_ready(stop):
+            publisher = KafkaPublisher(settings, stats)
+            if not publisher.wait_until_ready(stop):
                 return 0
-            sink.start_probing(stop)
+            publisher.start_probing(stop)
             if not virtual:
                 # Waiting for Kafka took a while: start real time from now, not from then.
                 plan = RunPlan(start_ms=now_ms(), end_ms=end, virtual=False)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             when,
             args.seed,
         )
-        undelivered = run_simulation(sim, sink, stats, plan, stop)
+        undelivered = run_simulation(sim, publisher, stats, plan, stop)
     finally:
         stop.set()
         if dashboard is not None:

@@ -1,4 +1,4 @@
-"""Fault injection (DESIGN §3): turns a family's clean events into labelled Kafka messages.
+"""Fault injection (docs/architecture.md §3): turns a family's clean events into labelled Kafka messages.
 
 Each generated event becomes exactly one message. With the family's
 `bad_data_probability` that message is faulty, its kind drawn from `fault_mix`:

@@ -1,4 +1,4 @@
-"""The main loop: advance the simulation window by window and hand messages to a sink."""
+"""The main loop: advance the simulation window by window and hand messages to a publisher."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ REALTIME_TICK_MS = 100
 VIRTUAL_TICK_MS = 1000
 
 
-class Sink(Protocol):
+class Publisher(Protocol):
     def send(self, family: str, topic: str, outgoing: Outgoing) -> None: ...
     def wait(self, seconds: float) -> None: ...
     def close(self, timeout: float = 30.0) -> int: ...
@@ -44,13 +44,13 @@ def now_ms() -> int:
 
 def _emit(
     batches: list[Output],
-    sink: Sink,
+    publisher: Publisher,
     stats: SimulatorStats,
     sim: Simulation,
 ) -> None:
     for family, topic, outgoing in batches:
         if len(outgoing):
-            sink.send(family, topic, outgoing)
+            publisher.send(family, topic, outgoing)
             stats.count_batch(family, outgoing.fault_counts(), len(outgoing))
     for family in FAMILIES:
         state = sim.fleets[family]
@@ -60,32 +60,36 @@ def _emit(
 
 
 def run_simulation(
-    sim: Simulation, sink: Sink, stats: SimulatorStats, plan: RunPlan, stop: threading.Event
+    sim: Simulation,
+    publisher: Publisher,
+    stats: SimulatorStats,
+    plan: RunPlan,
+    stop: threading.Event,
 ) -> int:
-    """Run until the plan ends or `stop` is set; flush the sink; return undelivered count."""
+    """Run until the plan ends or `stop` is set; flush the publisher; return undelivered count."""
     tick = plan.tick_ms
     if plan.virtual:
         assert plan.end_ms is not None, "a virtual run needs an end"
         t = plan.start_ms
         while t < plan.end_ms and not stop.is_set():
             t = min(t + tick, plan.end_ms)
-            _emit(sim.advance(t), sink, stats, sim)
+            _emit(sim.advance(t), publisher, stats, sim)
         if not stop.is_set():
             # The period is over: late messages still held back go out now, in hold order.
-            _emit(sim.release_late(), sink, stats, sim)
+            _emit(sim.release_late(), publisher, stats, sim)
     else:
         next_tick = plan.start_ms + tick
         while not stop.is_set():
             wall = now_ms()
             if wall < next_tick:
-                sink.wait((next_tick - wall) / 1000)
+                publisher.wait((next_tick - wall) / 1000)
                 continue
             t = wall if plan.end_ms is None else min(wall, plan.end_ms)
-            _emit(sim.advance(t), sink, stats, sim)
+            _emit(sim.advance(t), publisher, stats, sim)
             if plan.end_ms is not None and t >= plan.end_ms:
                 break
             next_tick = t + tick
-    undelivered = sink.close()
+    undelivered = publisher.close()
     log.info(
         "stopped: produced %s, delivered %s, failed %s, undelivered %d",
         dict(stats.produced),

@@ -8,11 +8,11 @@ import json
 import logging
 import sys
 
-from openpipe import db
+from openpipe.storage import db
 from openpipe.config import load_settings
 from openpipe.kafka import make_consumer
 from openpipe.sinks.drain import drain_topic
-from openpipe.sinks.schema import apply_migrations, maintain_partitions
+from openpipe.storage.schema import apply_migrations, maintain_partitions
 from openpipe.sinks.specs import SINKS
 
 

@@ -26,12 +26,12 @@ import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from openpipe import kafka as kafka_helpers
-from openpipe import migrations as m
+from openpipe.storage import migrations
 from openpipe.config import Settings
-from openpipe.db import advisory_unlock, try_advisory_lock
+from openpipe.storage.db import advisory_unlock, try_advisory_lock
 from openpipe.events import EventValidator
 from openpipe.sinks.batch import Batch
-from openpipe.sinks.schema import ensure_partitions, existing_partitions, read_storage
+from openpipe.storage.schema import ensure_partitions, existing_partitions, read_storage
 from openpipe.sinks.specs import SinkSpec
 from openpipe.sinks.writer import crash_point, read_offsets, write_batch
 
@@ -141,7 +141,7 @@ class _ChunkWriter:
         if not advanced:
             return
         rows = batch.table_rows()
-        if self.storage == m.NATIVE and rows:
+        if self.storage == migrations.NATIVE and rows:
             self.partitions_created += _ensure_days(self.conn, self.spec, rows)
         crash_point("before_write")
         result = write_batch(
@@ -335,7 +335,7 @@ def _ensure_days(conn: psycopg.Connection, spec: SinkSpec, rows: list[tuple]) ->
     known = _KNOWN_DAYS.get(spec.table)
     if known is None or not days <= known:
         names = existing_partitions(conn, spec.table)
-        known = {d for d in (m.partition_day(spec.table, n) for n in names) if d}
+        known = {d for d in (migrations.partition_day(spec.table, n) for n in names) if d}
         _KNOWN_DAYS[spec.table] = known
     return ensure_partitions(conn, spec.table, days, known)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from openpipe.db import copy_rows
+from openpipe.storage.db import copy_rows
 from openpipe.sinks.specs import DEAD_LETTER_COLUMNS, SinkSpec
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
--- Raw event tables (DESIGN §5): one row per valid event, keyed by (event_id, time column)
+-- Raw event tables (docs/architecture.md §5): one row per valid event, keyed by (event_id, time column)
 -- so the same DDL works as a TimescaleDB hypertable or a native range-partitioned table.
 -- The `time_partitioned(<column>)` marker after each CREATE TABLE tells the migration
 -- runner which column the table is partitioned on; on the native path it becomes

@@ -1,4 +1,4 @@
--- Rejected messages and the sinks' stored Kafka positions (DESIGN §5, §6).
+-- Rejected messages and the sinks' stored Kafka positions (docs/architecture.md §5, §6).
 -- dead_letters is keyed by its Kafka coordinates so a replay from offset 0 adds nothing;
 -- it is not time-partitioned (its natural key carries no time column).
 

@@ -1,4 +1,4 @@
--- Flink window results (DESIGN §5), upserted by the sinks. Each unique key includes the
+-- Flink window results (docs/architecture.md §5), upserted by the sinks. Each unique key includes the
 -- window start, which is also the partitioning column. The Kafka coordinates are those
 -- of the latest message that changed the row.
 

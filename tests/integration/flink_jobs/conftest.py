@@ -18,9 +18,10 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 
-from openpipe import db, kafka
+from openpipe import kafka
 from openpipe.config import Settings, load_settings
-from openpipe_dagster.flink.resources import FlinkService
+from openpipe.storage import db
+from openpipe_dagster.resources.flink import FlinkService
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from openpipe import kafka
 from openpipe.config import load_settings
 from openpipe.sinks import SINKS
 from openpipe.sinks.drain import drain_topic
-from openpipe_dagster.flink.assets import flink_health_job
-from openpipe_dagster.flink.resources import FlinkService
-from openpipe_dagster.flink.sensors import flink_health_job_supervisor
-from openpipe_dagster.infrastructure.resources import SettingsResource
+from openpipe_dagster.assets.flink import flink_health_job
+from openpipe_dagster.resources import SettingsResource
+from openpipe_dagster.resources.flink import FlinkService
+from openpipe_dagster.sensors.flink import flink_health_job_supervisor
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +174,7 @@ def test_dagster_daemon_redeploys_the_live_job():
     if not live:
         pytest.skip("the live health job is not deployed yet (materialize flink_health_job)")
     try:
-        httpx.get(f"http://127.0.0.1:{settings.dagster.port}/server_info", timeout=3)
+        httpx.get(f"http://127.0.0.1:{settings.monitoring.dagster_port}/server_info", timeout=3)
     except httpx.HTTPError:
         pytest.fail("Dagster webserver is not up; run `make up`")
     service.cancel(live[0].job_id)

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from openpipe.config import Settings, parse_settings
 from openpipe.events import FAMILIES, FAULT_HEADER, EventValidator, parse_event_time
 from simulator.engine import Simulation
-from simulator.producer import KafkaSink
+from simulator.publisher import KafkaPublisher
 from simulator.runner import RunPlan, run_simulation
 from simulator.stats import SimulatorStats
 
@@ -79,11 +79,11 @@ def test_virtual_run_delivers_every_message_with_keys_headers_and_virtual_time(
     raw["kafka"]["topics"].update(topics)
     settings = parse_settings(raw, environ={})
     stats = SimulatorStats()
-    sink = KafkaSink(settings, stats)
-    assert sink.wait_until_ready(threading.Event())
+    publisher = KafkaPublisher(settings, stats)
+    assert publisher.wait_until_ready(threading.Event())
     plan = RunPlan(START_MS, START_MS + 300_000, virtual=True)
     undelivered = run_simulation(
-        Simulation(settings, 4, START_MS), sink, stats, plan, threading.Event()
+        Simulation(settings, 4, START_MS), publisher, stats, plan, threading.Event()
     )
     assert undelivered == 0 and sum(stats.failed.values()) == 0
     assert stats.delivered == stats.produced

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from openpipe.config import Settings
-from openpipe_dagster.simulator.resources import SimulatorService
+from openpipe_dagster.resources.simulator import SimulatorService
 
 pytestmark = pytest.mark.integration
 RESTART_DEADLINE_S = 60

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from openpipe import db, kafka
+from openpipe import kafka
 from openpipe.config import REPO_ROOT, load_settings
 from openpipe.sinks import SINKS
+from openpipe.storage import db
 
 pytestmark = pytest.mark.integration
 PG_DATA = REPO_ROOT / ".openpipe" / "postgres"

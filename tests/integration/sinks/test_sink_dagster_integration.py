@@ -10,13 +10,10 @@ import yaml
 from openpipe.config import DEFAULT_CONFIG_PATH
 from openpipe.sinks import SINKS
 from openpipe.sinks.samples import encode, wearable_event
-from openpipe_dagster.infrastructure.resources import (
-    KafkaResource,
-    PostgresResource,
-    SettingsResource,
-)
-from openpipe_dagster.sinks.assets import SINK_ASSETS
-from openpipe_dagster.sinks.sensors import build_sink_sensor, sink_job
+from openpipe_dagster.assets.sinks import build_sink_assets
+from openpipe_dagster.resources import KafkaResource, PostgresResource, SettingsResource
+from openpipe_dagster.jobs import sink_job
+from openpipe_dagster.sensors.sinks import build_sink_sensor
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +53,7 @@ def test_sensor_requests_a_run_on_lag_and_the_asset_drains_it(settings, resource
         assert isinstance(again, dg.SkipReason), "same offsets, same key: no second run"
 
         result = dg.materialize(
-            [SINK_ASSETS["wearable_readings"]], resources=res, instance=instance
+            [build_sink_assets(settings)["wearable_readings"]], resources=res, instance=instance
         )
         assert result.success
         (event,) = result.get_asset_materialization_events()

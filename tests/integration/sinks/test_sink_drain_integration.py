@@ -1,4 +1,4 @@
-"""Integration: exact counts, crashes at every point, Postgres restarts and replays (DESIGN §6)."""
+"""Integration: exact counts, crashes at every point, Postgres restarts and replays (docs/architecture.md §6)."""
 
 import random
 import signal
@@ -103,7 +103,7 @@ def test_known_mix_gives_exact_counts_per_table_and_kind(settings, connect, make
     assert state["dead"] == expected["dead"]
     duplicates = sum(r.duplicates_dropped for r in results)
     assert duplicates == 300
-    # DESIGN §6 invariant: produced = valid rows + dead letters, duplicates counted once.
+    # docs/architecture.md §6 invariant: produced = valid rows + dead letters, duplicates counted once.
     assert produced - duplicates == state["rows"] + sum(state["dead"].values())
 
 

@@ -6,10 +6,10 @@ import dagster as dg
 import psycopg
 import pytest
 
-from openpipe.migrations import list_migrations
-from openpipe.sinks.schema import apply_migrations, pending_migrations
-from openpipe_dagster.infrastructure.resources import PostgresResource
-from openpipe_dagster.sinks.sensors import build_schema_sensor
+from openpipe.storage.migrations import list_migrations
+from openpipe.storage.schema import apply_migrations, pending_migrations
+from openpipe_dagster.resources import PostgresResource
+from openpipe_dagster.sensors.infrastructure import build_schema_sensor
 
 pytestmark = pytest.mark.integration
 

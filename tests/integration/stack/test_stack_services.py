@@ -10,8 +10,8 @@ import pytest
 from openpipe import kafka
 from openpipe.stack import dagster as dagster_stack
 from openpipe.stack import flink
-from openpipe_dagster.infrastructure.assets import kafka_topics
-from openpipe_dagster.infrastructure.resources import KafkaResource, SettingsResource
+from openpipe_dagster.assets.infrastructure import kafka_topics
+from openpipe_dagster.resources import KafkaResource, SettingsResource
 
 pytestmark = pytest.mark.integration
 

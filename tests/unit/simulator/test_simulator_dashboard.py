@@ -14,7 +14,7 @@ from simulator.stats import SimulatorStats
 START_MS = 1_767_254_400_000
 
 
-class CollectingSink:
+class CollectingPublisher:
     def __init__(self, stats: SimulatorStats) -> None:
         self.stats = stats
         self.devices: dict[str, set[str]] = {}
@@ -49,13 +49,13 @@ def test_control_api_changes_device_counts_and_rates(setup) -> None:
     response = client.put("/api/families/gps", json={"count": 80, "rate_multiplier": 2.5})
     assert response.status_code == 200
     assert response.json()["devices"] == 80 and response.json()["rate_multiplier"] == 2.5
-    sink = CollectingSink(stats)
-    _emit(sim.advance(START_MS + 20_000), sink, stats, sim)
-    assert len(sink.devices["gps"]) == 80
+    publisher = CollectingPublisher(stats)
+    _emit(sim.advance(START_MS + 20_000), publisher, stats, sim)
+    assert len(publisher.devices["gps"]) == 80
     client.put("/api/families/gps", json={"count": 10})
-    sink.devices.clear()
-    _emit(sim.advance(START_MS + 40_000), sink, stats, sim)
-    assert len(sink.devices["gps"]) == 10
+    publisher.devices.clear()
+    _emit(sim.advance(START_MS + 40_000), publisher, stats, sim)
+    assert len(publisher.devices["gps"]) == 10
     assert client.get("/api/families").json()["gps"]["devices"] == 10
 
 
@@ -68,8 +68,8 @@ def test_control_api_rejects_bad_requests(setup) -> None:
 
 def test_stats_and_metrics_report_families_and_faults(setup) -> None:
     sim, stats, client = setup
-    sink = CollectingSink(stats)
-    _emit(sim.advance(START_MS + 120_000), sink, stats, sim)
+    publisher = CollectingPublisher(stats)
+    _emit(sim.advance(START_MS + 120_000), publisher, stats, sim)
     stats.observe_latencies([0.002, 0.02, 0.3])
     body = client.get("/api/stats").json()
     assert body["families"]["wearables"]["produced"] > 1000

@@ -2,7 +2,7 @@
 
 from openpipe.sinks import SINKS, partition_lag
 from openpipe.sinks.writer import _insert_statement
-from openpipe_dagster.sinks.sensors import sink_run_key
+from openpipe_dagster.sensors.sinks import sink_run_key
 
 
 def test_raw_sinks_insert_do_nothing_on_their_key():

@@ -1,0 +1,97 @@
+"""Every job of the code location, named for what it runs, built from one `Settings`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from openpipe.config import Settings
+from openpipe.sinks import SINKS, SinkSpec
+from openpipe_dagster.partitions import daily_partitions, hourly_partitions
+from openpipe_dagster.runs import SINK_TAG, WORKLOAD_TAGS
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+HOURLY_ROLLUPS = ["health_metrics_hourly", "restaurant_sales_hourly", "gps_vehicle_stats_hourly"]
+
+simulator_service_job = dg.define_asset_job(
+    name="simulator_service_job",
+    selection=["simulator_service"],
+    description="(Re)deploy the simulator process.",
+)
+deploy_flink_health_job = dg.define_asset_job(
+    "deploy_flink_health_job",
+    selection=["flink_health_job"],
+    description="Deploy, keep or replace the Flink health-window job.",
+)
+database_schema_job = dg.define_asset_job(
+    name="database_schema_job",
+    selection=["database_schema"],
+    description="Apply pending migrations from sql/migrations/.",
+)
+alert_report_job = dg.define_asset_job(
+    "alert_report_job",
+    selection=["alert_report"],
+    description="Write the HTML alert report for a batch of alerts.",
+)
+
+
+def sink_job(spec: SinkSpec, settings: Settings) -> UnresolvedAssetJobDefinition:
+    """The job a lag sensor launches: just this sink's asset, with run retries."""
+    return dg.define_asset_job(
+        name=f"{spec.table}_sink_job",
+        selection=[spec.table],
+        tags={
+            SINK_TAG: spec.table,
+            **WORKLOAD_TAGS,
+            "dagster/max_retries": str(settings.dagster.run_retries),
+        },
+        description=f"Drain {spec.topic_key} into {spec.table} (one micro-batch).",
+    )
+
+
+def build_jobs(
+    settings: Settings, checks: list[dg.AssetChecksDefinition]
+) -> dict[str, UnresolvedAssetJobDefinition]:
+    """Every job by name: services, schema, sinks, partition upkeep, rollups, reports, checks."""
+    retries = {"dagster/max_retries": str(settings.dagster.run_retries)}
+    jobs = [
+        simulator_service_job,
+        deploy_flink_health_job,
+        database_schema_job,
+        alert_report_job,
+        *(sink_job(spec, settings) for spec in SINKS.values()),
+        dg.define_asset_job(
+            name="sinks_safety_net_job",
+            selection=[*SINKS, "dead_letters"],
+            tags={**retries, **WORKLOAD_TAGS},
+            description="Drains every sink once, in case a sensor missed lag (e.g. daemon restart).",
+        ),
+        dg.define_asset_job(
+            name="partition_maintenance_job", selection=["table_partitions"], tags=retries
+        ),
+        dg.define_asset_job(
+            "hourly_rollups_job",
+            selection=HOURLY_ROLLUPS,
+            partitions_def=hourly_partitions(settings),
+            tags=retries,
+            description="Recompute the hourly rollups (health metrics, restaurant sales, GPS).",
+        ),
+        dg.define_asset_job(
+            "daily_alert_rollup_job",
+            selection=["alert_rollup_daily"],
+            partitions_def=daily_partitions(settings),
+            tags=retries,
+            description="Recompute the daily alert rollup.",
+        ),
+        dg.define_asset_job(
+            "data_quality_checks_job",
+            selection=dg.AssetSelection.checks(*checks),
+            description="Fault detection, sink freshness and bad-data rate checks.",
+        ),
+    ]
+    return {job.name: job for job in jobs}

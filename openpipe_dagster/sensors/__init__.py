@@ -1,0 +1,1 @@
+"""Sensors, one module per domain with the same names as openpipe_dagster/assets/."""

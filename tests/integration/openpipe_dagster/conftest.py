@@ -1,0 +1,55 @@
+"""Fixtures for the analytics integration tests: the real database from config.
+
+Test rows use ids with a per-session random suffix (and a test-only Kafka topic name), so
+they never collide with live data; each test deletes what it inserted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from openpipe.config import Settings
+from openpipe.storage.db import connect
+from openpipe.storage.schema import apply_migrations
+from openpipe_dagster.resources import KafkaResource, PostgresResource, SettingsResource
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def db(stack: Settings) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the app database, with all migrations applied."""
+    with connect(stack, autocommit=True) as conn:
+        apply_migrations(conn, stack)
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def resources(stack: Settings) -> dict[str, object]:
+    """The shared Dagster resources bound to the configured stack."""
+    d = stack.database
+    return {
+        "settings_resource": SettingsResource(),
+        "kafka": KafkaResource(bootstrap_servers=stack.kafka.bootstrap_servers),
+        "postgres": PostgresResource(
+            host=d.host, port=d.port, dbname=d.name, user=d.user, password=d.password
+        ),
+    }
+
+
+@pytest.fixture
+def tag() -> str:
+    """A suffix that makes this test's ids unique."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def base_hour() -> datetime:
+    """A closed UTC hour two days back: inside retention, normally free of live data."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return now - timedelta(days=2)
