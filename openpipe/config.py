@@ -233,6 +233,12 @@ class ViewerSettings(Section):
     lock_timeout_ms: Annotated[int, Field(ge=100, le=600000)] = 1000
     idle_in_transaction_timeout_ms: Annotated[int, Field(ge=100, le=600000)] = 10000
     row_cap: Annotated[int, Field(ge=1, le=1000000)] = 10000
+    # A response's cells in bytes (as JSON text): the rows that would pass it are left out.
+    max_result_bytes: Annotated[int, Field(ge=65536, le=1073741824)] = 4194304
+    # A cell longer than this is cut to it and ends with a marker saying so.
+    max_cell_bytes: Annotated[int, Field(ge=256, le=16777216)] = 65536
+    # Queries running at once; one more is refused with 429 (memory stays bounded).
+    max_queries_in_flight: Annotated[int, Field(ge=1, le=64)] = 4
     pool_size: Annotated[int, Field(ge=1, le=32)] = 4
     latest_rows: Annotated[int, Field(ge=1, le=1000)] = 20
     kafka_message_limit: Annotated[int, Field(ge=1, le=10000)] = 200
