@@ -22,7 +22,9 @@ def wearable_event(rng: random.Random, time_ms: int, device: int | None = None) 
     metric = rng.choice(("heart_rate", "heart_rate", "heart_rate", "blood_pressure", "blood_sugar"))
     event = {
         "schema_version": 1,
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        # The time is mixed in so that runs at other times never reuse an event_id (the
+        # sinks keep one row per event_id, across topics and runs).
+        "event_id": str(uuid.UUID(int=rng.getrandbits(128) ^ time_ms, version=4)),
         "event_time": format_event_time(time_ms),
         "device_type": "wearable",
         "device_id": f"wearable-{device:04d}",

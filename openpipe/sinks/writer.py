@@ -3,12 +3,19 @@
 Everything a batch changes commits together, so a crash at any point either leaves
 the previous state (the batch is re-read from the stored offsets) or the new one.
 
-Rows of append-only sinks are first COPYed straight into the table inside a savepoint:
-almost always no key exists yet, and COPY's multi-row insert is the fastest write there
-is. When a key does exist (a replay, or a duplicate whose original an earlier run
-stored) the unique index stops the COPY, the savepoint undoes it, and the rows go the
-safe way: COPY into a temp staging table, then `INSERT ... ON CONFLICT`. Upsert sinks
-always go the safe way.
+Dedupe rule of the raw sinks (one rule, whatever the run boundaries): `event_id` alone
+names an event. The first message with an event_id that a sink stores makes the row; a
+later one with the same event_id, whatever its `event_time` or other fields, is a
+duplicate: no row, no dead letter, counted in the run's duplicates. Within a run the
+batch's `seen` set applies the rule; across runs `write_batch` first looks the chunk's
+event_ids up in the table, because the table key `(event_id, event_time)` alone would
+store a second row for the same event_id at another time.
+
+Rows of append-only sinks are then COPYed straight into the table inside a savepoint:
+almost always no event is stored yet, and COPY's multi-row insert is the fastest write
+there is. A chunk that met stored events (a replay), or whose COPY the unique index
+stops anyway, goes the safe way: COPY into a temp staging table, then
+`INSERT ... ON CONFLICT`. Upsert sinks always go the safe way.
 """
 
 from __future__ import annotations
@@ -21,8 +28,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from openpipe.storage.db import copy_rows
 from openpipe.sinks.specs import DEAD_LETTER_COLUMNS, SinkSpec
+from openpipe.storage.db import copy_rows
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +139,13 @@ def write_batch(
     """
     inserted = dead = 0
     direct = False
+    offered = len(rows)
     with conn.transaction(), conn.cursor() as cur:
+        if rows and not spec.upsert:
+            fresh = _without_stored_events(cur, spec, rows)
+            # A chunk that met stored events is a replay: its rows go the safe way.
+            try_direct = try_direct and len(fresh) == len(rows)
+            rows = fresh
         if rows:
             direct = try_direct and not spec.upsert and _copy_direct(cur, spec, rows)
             inserted = len(rows) if direct else _insert_via_staging(cur, spec, rows)
@@ -159,10 +172,25 @@ def write_batch(
         crash_point("after_write")
     return WriteResult(
         rows_written=inserted,
-        conflicts=len(rows) - inserted,
+        conflicts=offered - inserted,
         dead_letters_written=dead,
         copied_directly=direct,
     )
+
+
+def _without_stored_events(cur: psycopg.Cursor, spec: SinkSpec, rows: list[tuple]) -> list[tuple]:
+    """`rows` less those whose event_id the table already holds, at any event_time."""
+    index = spec.column_names.index("event_id")
+    cur.execute(
+        sql.SQL("SELECT event_id::text FROM {} WHERE event_id = ANY(%s::uuid[])").format(
+            sql.Identifier(spec.table)
+        ),
+        ([row[index] for row in rows],),
+    )
+    stored = {event_id for (event_id,) in cur}
+    if not stored:
+        return rows
+    return [row for row in rows if row[index].lower() not in stored]
 
 
 def _copy_direct(cur: psycopg.Cursor, spec: SinkSpec, rows: list[tuple]) -> bool:

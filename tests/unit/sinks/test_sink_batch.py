@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from openpipe.config import load_settings
+from openpipe.events import format_event_time
 from openpipe.sinks import SINKS
 from openpipe.sinks.batch import Batch
 from openpipe.sinks.samples import POISON_KINDS, encode, poison_wearables, wearable_event
@@ -41,6 +42,15 @@ def test_duplicate_event_ids_make_one_row(settings):
         batch.add(1, offset, b"k", event, NOW_MS)
     assert len(batch.rows) == 1 and batch.duplicates == 2
     assert batch.messages == 3 and batch.dead_letters == []
+
+
+def test_an_event_id_seen_again_at_another_time_is_a_duplicate(settings):
+    batch = _batch(settings, "wearable_readings")
+    event = wearable_event(random.Random(4), NOW_MS - 60_000)
+    batch.add(0, 0, b"k", encode(event), NOW_MS)
+    batch.add(0, 1, b"k", encode(event | {"event_time": format_event_time(NOW_MS)}), NOW_MS)
+    assert len(batch.rows) == 1 and batch.duplicates == 1 and batch.dead_letters == []
+    assert batch.rows[0][1] == datetime.fromtimestamp((NOW_MS - 60_000) / 1000, tz=UTC)
 
 
 def test_wearable_row_keeps_only_the_metric_fields_and_fractions(settings):
