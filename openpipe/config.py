@@ -208,6 +208,14 @@ class PipelineSettings(Section):
     flush_interval_s: PositiveSeconds = 5
     max_batch_seconds: PositiveSeconds = 30
     sensor_min_interval_s: Annotated[int, Field(ge=1)] = 10
+    # Sink sessions (openpipe/sinks/drain.py): a run drains micro-batch after micro-batch,
+    # waiting at most poll_ms for messages when idle, and ends after session_seconds.
+    poll_ms: Annotated[int, Field(ge=10, le=10000)] = 500
+    session_seconds: Annotated[float, Field(ge=1, le=86400)] = 900
+    # One materialization per sink per interval in which something was written.
+    materialization_interval_s: Annotated[float, Field(ge=1, le=86400)] = 60
+    # Concurrent sessions per sink, each with its own lock and partitions (p % N == shard).
+    sink_shards: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
