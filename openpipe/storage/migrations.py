@@ -166,6 +166,26 @@ def hypertable_sql(
     return [create, retention]
 
 
+def compression_settings_sql(table: str, *, segment_by: str, order_by: str) -> str:
+    """Turn on TimescaleDB compression (columnstore) for a hypertable, one segment per device."""
+    name, segment, order = _identifier(table), _identifier(segment_by), _identifier(order_by)
+    return (
+        f"ALTER TABLE {name} SET (timescaledb.compress, "
+        f"timescaledb.compress_segmentby = '{segment}', "
+        f"timescaledb.compress_orderby = '{order} DESC')"
+    )
+
+
+def compression_policy_sql(table: str, compress_after_days: int) -> list[str]:
+    """Replace the hypertable's compression policy with one after `compress_after_days`."""
+    name = _identifier(table)
+    return [
+        f"SELECT remove_compression_policy('{name}', if_exists => TRUE)",
+        f"SELECT add_compression_policy('{name}', compress_after => "
+        f"{_interval(days=compress_after_days)}, if_not_exists => TRUE)",
+    ]
+
+
 def grant_sql(tables: Iterable[str], reader: str) -> list[str]:
     """Give the read-only role SELECT and nothing else on each table."""
     role = _identifier(reader)

@@ -30,10 +30,19 @@ class MigrationReport:
     tables: list[str] = field(default_factory=list)
     time_partitioned: dict[str, str] = field(default_factory=dict)
     reader_granted: bool = False
+    # Raw hypertable -> its compression policy ("7 days"); empty on native partitions.
+    compression: dict[str, str] = field(default_factory=dict)
 
 
-def _timescaledb(conn: psycopg.Connection) -> str | None:
-    """The installed TimescaleDB version, installing the extension if the server has it."""
+def _timescaledb(conn: psycopg.Connection, mode: str) -> str | None:
+    """The TimescaleDB version to build on, per `database.timescaledb` (auto | on | off).
+
+    `off` never creates the extension; `auto` creates it when the server has it and uses
+    native partitions if that fails; `on` fails with what to do instead.
+    """
+    if mode == "off":
+        log.info("database.timescaledb is off: native partitions")
+        return None
     row = conn.execute(
         "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
     ).fetchone()
@@ -43,18 +52,67 @@ def _timescaledb(conn: psycopg.Connection) -> str | None:
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
     if not available:
+        if mode == "on":
+            raise migrations.MigrationError(
+                "database.timescaledb is 'on' but this PostgreSQL server has no timescaledb "
+                "extension; install TimescaleDB for it (README: TimescaleDB) or set "
+                "database.timescaledb to 'auto' or 'off'"
+            )
         log.info("TimescaleDB is not installed on this server; using native partitions")
         return None
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     except psycopg.Error as exc:
+        if mode == "on":
+            raise migrations.MigrationError(
+                f"database.timescaledb is 'on' but CREATE EXTENSION timescaledb failed ({exc}); "
+                "a superuser must create it (the local stack's bootstrap does), and the server "
+                "must preload it (shared_preload_libraries = 'timescaledb')"
+            ) from None
         log.warning("CREATE EXTENSION timescaledb failed (%s); using native partitions", exc)
         return None
     row = conn.execute(
         "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
     ).fetchone()
     return row[0] if row else None
+
+
+def _compress_raw_tables(conn: psycopg.Connection, settings: Settings) -> dict[str, str]:
+    """Compression on the raw hypertables, segmented by device, after compress_after_days.
+
+    Kept in step with config on every run (like the grants): a changed
+    `database.compress_after_days` replaces the policy; settings are set once.
+    """
+    from openpipe.sinks.specs import SINKS  # the raw tables are the raw topics' sinks
+
+    after_days = settings.database.compress_after_days
+    after = f"{after_days} days"
+    policies = {}
+    for spec in SINKS.values():
+        if spec.family is None:
+            continue
+        enabled, current = conn.execute(
+            "SELECT h.compression_enabled, j.config ->> 'compress_after' "
+            "FROM timescaledb_information.hypertables h "
+            "LEFT JOIN timescaledb_information.jobs j ON j.hypertable_schema = h.hypertable_schema "
+            " AND j.hypertable_name = h.hypertable_name AND j.proc_name = 'policy_compression' "
+            "WHERE h.hypertable_schema = current_schema() AND h.hypertable_name = %s",
+            (spec.table,),
+        ).fetchone() or (None, None)
+        if enabled is None:
+            continue  # not a hypertable (made before TimescaleDB was there)
+        if not enabled:
+            conn.execute(
+                migrations.compression_settings_sql(
+                    spec.table, segment_by="device_id", order_by=spec.time_column
+                )
+            )
+        if current != after:
+            for statement in migrations.compression_policy_sql(spec.table, after_days):
+                conn.execute(statement)
+        policies[spec.table] = after
+    return policies
 
 
 def _role_exists(conn: psycopg.Connection, role: str) -> bool:
@@ -76,7 +134,7 @@ def apply_migrations(
                 "SELECT version, checksum, storage FROM schema_migrations ORDER BY version"
             )
         }
-        version = _timescaledb(conn)
+        version = _timescaledb(conn, db.timescaledb)
         recorded = {storage for _, storage in done.values()}
         # Once tables exist their storage path is fixed; a later TimescaleDB install
         # does not convert them (that needs a data migration).
@@ -109,6 +167,8 @@ def apply_migrations(
             )
             report.applied.append(label)
             log.info("applied migration %s (%s storage)", label, storage)
+        if storage == migrations.TIMESCALEDB:
+            report.compression = _compress_raw_tables(conn, settings)
         if _role_exists(conn, db.reader_user):
             for statement in migrations.grant_sql(report.tables, db.reader_user):
                 conn.execute(statement)

@@ -69,8 +69,10 @@ def kafka_topics(
     owners=OWNERS,
     description=(
         "Applies the versioned migrations in sql/migrations/ (recorded in schema_migrations): "
-        "the tables of docs/architecture.md §5, as TimescaleDB hypertables when the extension is available, "
-        "else native daily range partitions; SELECT for the read-only role."
+        "the tables of docs/architecture.md §5, as TimescaleDB hypertables when the extension is available "
+        "(database.timescaledb: auto | on | off), the raw ones compressed by device after "
+        "database.compress_after_days, else native daily range partitions; SELECT for the "
+        "read-only role."
     ),
 )
 def database_schema(
@@ -93,6 +95,9 @@ def database_schema(
             "tables": dg.MetadataValue.json(report.tables),
             "time_partitioned": dg.MetadataValue.json(report.time_partitioned),
             "reader_granted_select": report.reader_granted,
+            "compression": dg.MetadataValue.json(
+                report.compression or {"native partitions": "no compression"}
+            ),
         }
     )
 
