@@ -11,10 +11,12 @@ from typing import Any
 
 from psycopg import sql
 
-from openpipe.stack.postgres import storage_label
+from openpipe.storage.schema import storage_label
 from sql_viewer.runner import QueryResult, QueryRunner
 
-SINK_OFFSETS_TABLE = "sink_offsets"  # docs/architecture.md §5: sink, kafka_topic, kafka_partition, next_offset
+SINK_OFFSETS_TABLE = (
+    "sink_offsets"  # docs/architecture.md §5: sink, kafka_topic, kafka_partition, next_offset
+)
 TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 
 TABLES_SQL = sql.SQL("""

@@ -114,7 +114,7 @@ def up(settings: Settings) -> None:
 
 def _migrate(settings: Settings, progress: Progress) -> None:
     """Apply pending migrations before `up` returns, as a `database_schema` materialization."""
-    from openpipe.storage.schema import pending_migrations
+    from openpipe.storage.schema import pending_migrations, storage_mode
 
     with psycopg.connect(settings.database.dsn(), connect_timeout=10) as conn:
         pending = pending_migrations(conn)
@@ -124,7 +124,7 @@ def _migrate(settings: Settings, progress: Progress) -> None:
     dagster.materialize(settings, "database_schema")
     with psycopg.connect(settings.database.dsn(), connect_timeout=10) as conn:
         left = pending_migrations(conn)
-        storage = postgres.storage_mode(conn)
+        storage = storage_mode(conn)
     if left:
         raise StackError(f"migrations still pending after database_schema ran: {left}")
     progress.say(f"schema migrated ({storage})")

@@ -22,6 +22,7 @@ import psycopg
 
 from openpipe.config import REPO_ROOT, DatabaseSettings, Settings
 from openpipe.stack.process import STATE_DIR, ManagedProcess, StackError, port_open
+from openpipe.storage.schema import storage_mode
 
 DATA_DIR = STATE_DIR / "postgres"
 BOOTSTRAP_SQL = REPO_ROOT / "sql" / "bootstrap" / "roles_and_databases.sql"
@@ -248,35 +249,6 @@ def superuser_connect(settings: Settings, dbname: str = "postgres") -> psycopg.C
         autocommit=True,
         connect_timeout=5,
     )
-
-
-def storage_label(storage: str | None, version: str | None, hypertables: int) -> str:
-    """What `status` and the viewer say about the store, e.g. 'TimescaleDB 2.17.2, 10 hypertables'."""
-    if storage == "timescaledb":
-        return f"TimescaleDB {version or '(extension missing)'}, {hypertables} hypertables"
-    unused = f" (TimescaleDB {version} installed but unused)" if version else ""
-    if storage == "native":
-        return "native partitions" + unused
-    return "schema not migrated yet" + unused
-
-
-def storage_mode(conn: psycopg.Connection) -> str:
-    """The storage label of the database `conn` is connected to."""
-    row = conn.execute(
-        "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'), "
-        "to_regclass('schema_migrations') IS NOT NULL"
-    ).fetchone()
-    version, migrated = row
-    storage = None
-    if migrated:
-        found = conn.execute("SELECT storage FROM schema_migrations LIMIT 1").fetchone()
-        storage = found[0] if found else None
-    hypertables = 0
-    if version:
-        hypertables = conn.execute(
-            "SELECT count(*) FROM timescaledb_information.hypertables"
-        ).fetchone()[0]
-    return storage_label(storage, version, hypertables)
 
 
 def preloads_timescaledb(conn: psycopg.Connection) -> bool:

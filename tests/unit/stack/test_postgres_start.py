@@ -9,6 +9,7 @@ import yaml
 from openpipe.config import DEFAULT_CONFIG_PATH, ConfigError, load_settings, parse_settings
 from openpipe.stack import postgres
 from openpipe.stack.process import StackError
+from openpipe.storage.schema import storage_label
 
 PRELOAD = "shared_preload_libraries=timescaledb"
 TELEMETRY = "timescaledb.telemetry_level=off"
@@ -121,14 +122,12 @@ def test_compress_after_days_defaults_to_a_week_and_must_be_positive():
 
 
 def test_storage_labels():
-    assert (
-        postgres.storage_label("timescaledb", "2.28.3", 10) == "TimescaleDB 2.28.3, 10 hypertables"
-    )
-    assert postgres.storage_label("native", None, 0) == "native partitions"
-    assert postgres.storage_label("native", "2.28.3", 0) == (
+    assert storage_label("timescaledb", "2.28.3", 10) == "TimescaleDB 2.28.3, 10 hypertables"
+    assert storage_label("native", None, 0) == "native partitions"
+    assert storage_label("native", "2.28.3", 0) == (
         "native partitions (TimescaleDB 2.28.3 installed but unused)"
     )
-    assert postgres.storage_label(None, None, 0) == "schema not migrated yet"
+    assert storage_label(None, None, 0) == "schema not migrated yet"
 
 
 def test_external_cluster_dir_is_found_again_for_the_same_checkout(tmp_path):
