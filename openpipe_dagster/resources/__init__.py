@@ -38,5 +38,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             password=dg.EnvVar("OPENPIPE__DATABASE__PASSWORD"),
         ),
         "simulator": SimulatorService(),
-        "flink": FlinkService(rest_url=settings.flink.rest_url, job_name=settings.flink.job_name),
+        "flink": FlinkService(
+            rest_url=settings.flink.rest_url,
+            ui_base_url=settings.flink.ui_url,
+            job_name=settings.flink.job_name,
+        ),
     }

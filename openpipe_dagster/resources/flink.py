@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import dagster as dg
@@ -68,13 +69,16 @@ class FlinkService(dg.ConfigurableResource):
 
     rest_url: str
     job_name: str
+    # Where the user's browser opens the Flink UI (settings.flink.ui_url); empty: rest_url.
+    # In compose Dagster reaches the cluster as flink-jobmanager, which no browser resolves.
+    ui_base_url: str = ""
     connector_jar: str = str(health_windows.CONNECTOR_JAR)
     state_dir: str = str(health_windows.STATE_DIR)
     submit_timeout_s: float = 240.0
     savepoint_timeout_s: float = 120.0
 
     # --- REST reads -------------------------------------------------------------------
-    def _get(self, path: str) -> dict:
+    def _get(self, path: str) -> Any:
         try:
             response = httpx.get(f"{self.rest_url}{path}", timeout=10)
             response.raise_for_status()
@@ -113,8 +117,24 @@ class FlinkService(dg.ConfigurableResource):
         return next((job for job in jobs if job.active), jobs[0] if jobs else None)
 
     def ui_url(self, job_id: str) -> str:
-        """A link to the job in the Flink web UI."""
-        return f"{self.rest_url}/#/job/running/{job_id}/overview"
+        """A link to the job in the Flink web UI, at the address a browser opens."""
+        return f"{self.ui_base_url or self.rest_url}/#/job/running/{job_id}/overview"
+
+    def cluster_checkpoint_dir(self) -> Path | None:
+        """The cluster's own checkpoint directory, when this machine can read it.
+
+        Compose mounts the cluster's volume at the same path in the code server; a remote
+        cluster keeps it out of reach, and then only REST knows the checkpoints.
+        """
+        try:
+            config = {e["key"]: e["value"] for e in self._get("/jobmanager/config")}
+        except FlinkServiceError:
+            return None
+        uri = config.get("execution.checkpointing.dir") or config.get("state.checkpoints.dir")
+        if not uri or urlparse(uri).scheme not in ("file", ""):
+            return None
+        path = Path(urlparse(uri).path)
+        return path if path.is_dir() else None
 
     def latest_checkpoint(self, job_id: str) -> str | None:
         """The newest retained checkpoint or savepoint of a job, from REST or from disk."""
@@ -129,8 +149,12 @@ class FlinkService(dg.ConfigurableResource):
         ]
         if candidates:
             return max(candidates)[1]
+        # The cluster forgot the job (a JobManager restart): look where it wrote them.
+        checkpoints = self.cluster_checkpoint_dir()
+        if checkpoints is None:
+            return None
         on_disk = sorted(
-            (Path(self.state_dir) / "checkpoints" / job_id).glob("chk-*/_metadata"),
+            (checkpoints / job_id).glob("chk-*/_metadata"),
             key=lambda p: int(p.parent.name.split("-")[1]),
         )
         return str(on_disk[-1].parent) if on_disk else None
@@ -203,11 +227,12 @@ class FlinkService(dg.ConfigurableResource):
 
     def stop_with_savepoint(self, job_id: str) -> str | None:
         """Stop a job with a savepoint; returns its path, or None when stopping failed."""
-        target = (Path(self.state_dir) / "savepoints").resolve().as_uri()
+        # No targetDirectory: the cluster writes to its own execution.checkpointing.savepoint-dir
+        # (a path of this machine would not exist on a remote or containerised cluster).
         try:
             response = httpx.post(
                 f"{self.rest_url}/jobs/{job_id}/stop",
-                json={"targetDirectory": target, "drain": False},
+                json={"drain": False},
                 timeout=10,
             )
             response.raise_for_status()
