@@ -7,6 +7,7 @@ Control calls (device counts, rates) take the same lock, so they land between wi
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from simulator.gps import GpsFleet
 from simulator.restaurants import RestaurantFleet
 from simulator.wearables import WearableFleet
 
+log = logging.getLogger(__name__)
 MAX_DEVICES_PER_FAMILY = 1_000_000
 #: (family, topic, messages) for one window.
 Output = tuple[str, str, Outgoing]
@@ -69,12 +71,26 @@ class Simulation:
             return out
 
     def release_late(self) -> list[Output]:
-        """All late messages still held back (at the end of a virtual run)."""
+        """At the end of a virtual run: the late messages due by now; the rest are dropped.
+
+        A message still held is due after the run's end. Sent now, it would follow the
+        run's newest events by less than its window plus the watermark delay, so its
+        window would still be open: labelled late, it would not be. It is dropped instead
+        (never sent, so no count of produced events includes it) and logged.
+        """
         with self._lock:
-            return [
-                (f, self.topics[f], Outgoing([], [], [], self.injectors[f].release()))
+            out = [
+                (
+                    f,
+                    self.topics[f],
+                    Outgoing([], [], [], self.injectors[f].release(self.now_ms + 1)),
+                )
                 for f in FAMILIES
             ]
+            dropped = {f: self.injectors[f].drop_held() for f in FAMILIES}
+        if any(dropped.values()):
+            log.info("run ended: dropped late messages not yet due %s", dropped)
+        return out
 
     def state(self, family: str) -> FamilyState:
         """Device count and rate of one family."""

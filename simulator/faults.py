@@ -116,14 +116,20 @@ class FaultInjector:
         labelled += self.release(until_ms)
         return out
 
-    def release(self, until_ms: int | None = None) -> list[Message]:
-        """Late messages whose hold ends before `until_ms` (all of them when None)."""
+    def release(self, until_ms: int) -> list[Message]:
+        """Late messages whose hold ends before `until_ms`."""
         out: list[Message] = []
         held = self._held
-        while held and (until_ms is None or held[0][0] < until_ms):
+        while held and held[0][0] < until_ms:
             when, _, key, value = heapq.heappop(held)
             out.append((key, value, when, "late"))
         return out
+
+    def drop_held(self) -> int:
+        """Forget the late messages still held back (their hold ends after the run); how many."""
+        dropped = len(self._held)
+        self._held.clear()
+        return dropped
 
     def _inject(self, kind: str, i: int, batch: EventBatch, drawn: set[int]):
         """The labelled message for event `i`; None when held back; `batch` to send it clean."""
