@@ -39,6 +39,9 @@ def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
+        # The health-* topics are written in Flink's Kafka transactions: read only what
+        # committed, never the records of an aborted one (librdkafka's default, made explicit).
+        "isolation.level": "read_committed",
         # librdkafka's 1 MiB per partition and fetch made draining a backlog 3-4x slower
         # (benchmarks/sink_bench.py); 8 MiB within a 32 MiB fetch keeps memory bounded.
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
