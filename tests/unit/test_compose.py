@@ -563,9 +563,8 @@ def test_commands_run_modules_that_exist(
 ) -> None:
     command = _command(services[service_name])
     assert command[command.index("-m") + 1] == module
-    if not _module_file(module).exists():
-        pytest.skip(f"{_module_file(module).relative_to(REPO_ROOT)} is not written yet")
-    assert _module_file(module).is_file()
+    path = _module_file(module)
+    assert path.is_file(), f"{service_name} runs `python -m {module}`: {path} does not exist"
 
 
 def test_dagster_does_not_launch_a_second_simulator(
