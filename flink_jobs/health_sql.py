@@ -1,10 +1,10 @@
-"""Flink SQL for the health-window job, built from settings: validation, windows, alerts.
+"""Flink SQL for the health-window job, built from settings: decoding, windows, alerts.
 
-Everything here is a pure string builder. The validation predicate mirrors
-`openpipe.events.EventValidator` for the wearables family so the job keeps out exactly
-the readings the sinks dead-letter. JSON is read with JSON_QUERY(... WITH ARRAY WRAPPER),
-whose text shows the JSON type of a field (`[95]` number, `["95"]` string), because
-JSON_VALUE ... RETURNING DOUBLE throws on integers in Flink 2.2 and would fail the job.
+Everything here is a pure string builder. Each Kafka value is judged and decoded once, by
+the `openpipe-wearable` format (jvm/flink-wearables), with the rules of
+`openpipe.events.EventValidator` for the wearables family; this module hands it those rules
+as one spec string (`wearable_rules`) and adds what needs the Kafka timestamp (the
+event-time window of `validation`) in SQL.
 """
 
 from __future__ import annotations
@@ -12,22 +12,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from openpipe.config import Range, Settings
+from openpipe.config import Settings
 from openpipe.events import DEVICE_TYPES, METRIC_FIELDS, SCHEMA_VERSION
 
-#: RFC 3339 as `openpipe.events` accepts it: seconds, optional 1-9 fraction digits, Z or offset.
-_RFC3339 = (
-    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?"
-    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
-)
-_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_WALL_CLOCK = "yyyy-MM-dd''T''HH:mm:ss"
 #: How window bounds and alert times are written to the health-* topics (docs/architecture.md §5).
 OUTPUT_TIME_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSS''Z''"
 #: Readings are summed as decimals of this type (6 decimal places; readings are < 10^6).
 EXACT_TYPE = "DECIMAL(24, 6)"
-#: Replacement character: Flink decodes invalid UTF-8 to it, orjson rejects such values.
-_NOT_UTF8 = "CHR(65533)"
+#: The Kafka value format and the SQL function that judge and decode one wearable value.
+WEARABLE_FORMAT = "openpipe-wearable"
+PARSE_FUNCTION = "OPENPIPE_PARSE_WEARABLE"
+PARSE_FUNCTION_CLASS = "dev.openpipe.flink.ParseWearable"
+#: Fields whose blank, missing or NUL-holding values make a wearable reading invalid.
+_IDENTIFIERS = ("device_id", "patient_id")
+#: Metrics whose first measurement must exceed the second (systolic above diastolic).
+_EXCEEDS = {"blood_pressure": ("systolic_mmhg", "diastolic_mmhg")}
+#: A reading slot per measurement field of the metric with the most (blood pressure: 2).
+READING_SLOTS = max(len(fields) for fields in METRIC_FIELDS.values())
+#: The columns the format decodes, in source order, with their SQL types.
+DECODED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("valid", "BOOLEAN"),
+    ("event_id", "STRING"),
+    ("device_id", "STRING"),
+    ("patient_id", "STRING"),
+    ("metric", "STRING"),
+    ("event_ts", "TIMESTAMP(3)"),
+    *((f"reading_{i + 1}", "DOUBLE") for i in range(READING_SLOTS)),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,61 +106,43 @@ def _number(value: float) -> str:
     return f"CAST({float(value)!r} AS DOUBLE)"
 
 
-def _query(field: str, payload: str = "payload") -> str:
-    return f"JSON_QUERY({payload}, '$.{field}' WITH ARRAY WRAPPER)"
-
-
-def _text(field: str, payload: str = "payload") -> str:
-    return f"JSON_VALUE({payload}, '$.{field}')"
-
-
-def _is_string(field: str) -> str:
-    return f"{_query(field)} LIKE '[\"%'"
-
-
-def _number_value(field: str) -> str:
-    """The field as DOUBLE when it is a JSON number (not a string, boolean or object), else NULL."""
-    q = _query(field)
-    return (
-        f"CASE WHEN REGEXP({q}, '^\\[-?[0-9][-+.eE0-9]*\\]$') "
-        f"THEN TRY_CAST(SUBSTRING({q} FROM 2 FOR CHAR_LENGTH({q}) - 2) AS DOUBLE) END"
-    )
-
-
 def _exact(expr: str) -> str:
     """A reading as an exact decimal, so window sums do not depend on the order of addition."""
     return f"CAST({expr} AS {EXACT_TYPE})"
 
 
-def _within(expr: str, bounds: Range) -> str:
-    return f"{expr} BETWEEN {_number(bounds.low)} AND {_number(bounds.high)}"
+def wearable_rules(settings: Settings) -> str:
+    """The rules spec the format and function read: limits, ids, metrics and their ranges.
 
-
-def event_time_sql(text: str) -> str:
-    """TIMESTAMP(3) in UTC from an RFC 3339 string expression; NULL when it is not one.
-
-    Python's fromisoformat rejects Feb 30 or 24:00, which Flink's TO_TIMESTAMP would roll
-    over, so the wall clock must print back unchanged. Digits past milliseconds are cut.
+    Ranges come from `validation` under the names of the measurement fields, the contract
+    (metrics, device type, schema version) from `openpipe.events`.
     """
-    clock = f"SUBSTRING({text} FROM 1 FOR 19)"
-    wall = f"TO_TIMESTAMP({clock}, '{_WALL_CLOCK}')"
-    millis = f"CAST(RPAD(COALESCE(REGEXP_EXTRACT({text}, '^.{{19}}\\.([0-9]{{1,3}})', 1), ''), 3, '0') AS INT)"
-    offset_min = (
-        f"CASE WHEN {text} LIKE '%Z' THEN 0 ELSE "
-        f"(CASE WHEN SUBSTRING({text} FROM CHAR_LENGTH({text}) - 5 FOR 1) = '-' THEN -1 ELSE 1 END) * "
-        f"(CAST(SUBSTRING({text} FROM CHAR_LENGTH({text}) - 4 FOR 2) AS INT) * 60 + "
-        f"CAST(SUBSTRING({text} FROM CHAR_LENGTH({text}) - 1 FOR 2) AS INT)) END"
-    )
-    return (
-        f"CASE WHEN REGEXP({text}, '{_RFC3339}') "
-        f"AND DATE_FORMAT({wall}, '{_WALL_CLOCK}') = {clock} "
-        f"THEN TIMESTAMPADD(MILLISECOND, {millis} - ({offset_min}) * 60000, {wall}) END"
-    )
+    v = settings.validation
+    items = [
+        f"max_bytes={v.max_message_bytes}",
+        f"max_depth={v.max_json_depth}",
+        f"schema_version={SCHEMA_VERSION}",
+        f"device_type={DEVICE_TYPES['wearables']}",
+        f"identifiers={','.join(_IDENTIFIERS)}",
+    ]
+    for metric, fields in METRIC_FIELDS.items():
+        items.append(f"metric.{metric}={','.join(fields)}")
+        for name in fields:
+            bounds = getattr(v, name)
+            items.append(f"range.{name}={float(bounds.low)!r},{float(bounds.high)!r}")
+    items += [f"exceeds.{metric}={','.join(pair)}" for metric, pair in _EXCEEDS.items()]
+    return ";".join(items)
 
 
-def event_time_column(payload: str = "payload") -> str:
-    """The computed `event_ts` column of a source: the event's own time, NULL if unparseable."""
-    return event_time_sql(_text("event_time", payload))
+def decoded_columns_ddl() -> str:
+    """The physical columns of a Kafka source in the `openpipe-wearable` format."""
+    return ",\n  ".join(f"{name} {kind}" for name, kind in DECODED_COLUMNS)
+
+
+def computed_columns_ddl(settings: Settings, value: str) -> str:
+    """The same columns computed from a BYTES column (sources that are not Kafka: tests)."""
+    call = f"{PARSE_FUNCTION}({value}, {_literal(wearable_rules(settings))})"
+    return ",\n  ".join(f"{name} AS {call}.{name}" for name, _ in DECODED_COLUMNS)
 
 
 def watermark_sql(settings: Settings, rowtime: str = "event_ts", kafka_ts: str = "kafka_ts") -> str:
@@ -167,98 +160,34 @@ def watermark_sql(settings: Settings, rowtime: str = "event_ts", kafka_ts: str =
     )
 
 
-def source_columns_sql(settings: Settings) -> str:
-    """Computed columns and watermark shared by the Kafka source and the test sources."""
+def valid_wearable_sql(settings: Settings) -> str:
+    """WHERE predicate: the format found the reading valid and its time is within the window
+
+    of `validation` around the Kafka timestamp (max_future_seconds ahead, max_age_hours back).
+    """
+    v = settings.validation
+    kafka_utc = "CAST(kafka_ts AS TIMESTAMP(3))"
     return (
-        f"event_ts AS {event_time_column()},\n  WATERMARK FOR event_ts AS {watermark_sql(settings)}"
+        f"valid AND (kafka_ts IS NULL OR ("
+        f"event_ts <= TIMESTAMPADD(MILLISECOND, {v.max_future_seconds * 1000}, {kafka_utc}) "
+        f"AND event_ts >= TIMESTAMPADD(MILLISECOND, -{v.max_age_hours * 3_600_000}, {kafka_utc})))"
     )
 
 
-def _not_too_deep(max_depth: int) -> str:
-    """False for a chain of more than `max_depth` opening brackets with no other bracket between.
-
-    SQL has no JSON depth function; such a chain is how over-deep values are built. The
-    regex runs only when the value holds that many brackets at all, so flat events pay
-    for two REPLACEs.
-    """
-    brackets = "CHAR_LENGTH(payload) - CHAR_LENGTH(REPLACE(REPLACE(payload, '[', ''), '{', ''))"
-    chain = f"([\\[{{][^\\[{{\\]}}]*){{{max_depth + 1}}}"
-    return f"({brackets} <= {max_depth} OR NOT REGEXP(payload, '{chain}'))"
-
-
-def valid_wearable_sql(settings: Settings) -> str:
-    """WHERE predicate: the wearable reading is valid by the rules of `openpipe.events`.
-
-    Approximated: JSON nesting depth (see `_not_too_deep`) and the size limit, counted in
-    characters rather than bytes (the broker's own message size limit bounds it as well).
-    """
-    v = settings.validation
-    ranges = {
-        "heart_rate_bpm": v.heart_rate_bpm,
-        "systolic_mmhg": v.systolic_mmhg,
-        "diastolic_mmhg": v.diastolic_mmhg,
-        "glucose_mg_dl": v.glucose_mg_dl,
-    }
-    metrics = ", ".join(_literal(m) for m in METRIC_FIELDS)
-    metric_rules = []
-    for metric, fields in METRIC_FIELDS.items():
-        checks = [_within(_number_value(name), ranges[name]) for name in fields]
-        if metric == "blood_pressure":
-            checks.append(f"{_number_value('systolic_mmhg')} > {_number_value('diastolic_mmhg')}")
-        metric_rules.append(f"({_text('metric')} = {_literal(metric)} AND {' AND '.join(checks)})")
-    kafka_utc = "CAST(kafka_ts AS TIMESTAMP(3))"
-    future_ms = v.max_future_seconds * 1000
-    age_ms = v.max_age_hours * 3_600_000
-    conditions = [
-        "payload IS NOT NULL",
-        f"CHAR_LENGTH(payload) <= {v.max_message_bytes}",
-        f"POSITION({_NOT_UTF8} IN payload) = 0",
-        "payload IS JSON OBJECT",
-        f"{_query('schema_version')} = '[{SCHEMA_VERSION}]'",
-        f"REGEXP({_text('event_id')}, '{_UUID}')",
-        f"{_text('device_type')} = {_literal(DEVICE_TYPES['wearables'])}",
-        f"{_is_string('device_id')} AND TRIM({_text('device_id')}) <> ''",
-        f"{_is_string('patient_id')} AND TRIM({_text('patient_id')}) <> ''",
-        # The sinks dead-letter ids with NUL (PostgreSQL text cannot hold it): keep them out too.
-        f"POSITION(CHR(0) IN {_text('device_id')}) = 0",
-        f"POSITION(CHR(0) IN {_text('patient_id')}) = 0",
-        _not_too_deep(v.max_json_depth),
-        f"{_text('metric')} IN ({metrics})",
-        "(" + " OR ".join(metric_rules) + ")",
-        "event_ts IS NOT NULL",
-        f"(kafka_ts IS NULL OR (event_ts <= TIMESTAMPADD(MILLISECOND, {future_ms}, {kafka_utc}) "
-        f"AND event_ts >= TIMESTAMPADD(MILLISECOND, -{age_ms}, {kafka_utc})))",
-    ]
-    return "\n  AND ".join(conditions)
-
-
 def readings_sql(settings: Settings, source: str) -> str:
-    """One row per valid measurement (a blood-pressure event gives two) with its event time.
-
-    The fan-out is an UNNEST of the event's own measurements rather than a UNION of one
-    query per metric, so each event is parsed and validated once, not once per metric.
-    """
+    """One row per valid measurement (a blood-pressure event gives two) with its event time."""
     branches = []
     for event_metric, fields in METRIC_FIELDS.items():
         rows = ", ".join(
-            f"ROW({_literal(rule.metric)}, {rule.field})"
+            f"ROW({_literal(rule.metric)}, reading_{fields.index(rule.field) + 1})"
             for rule in windowed_metrics(settings)
             if rule.field in fields
         )
         branches.append(f"WHEN {_literal(event_metric)} THEN ARRAY[{rows}]")
-    fields = ", ".join(
-        f"{_number_value(name)} AS {name}" for names in METRIC_FIELDS.values() for name in names
-    )
     return f"""
 SELECT v.event_id, v.device_id, v.patient_id, m.metric, m.reading, v.event_ts
-FROM (
-  SELECT {_text("event_id")} AS event_id, {_text("device_id")} AS device_id,
-         {_text("patient_id")} AS patient_id, {_text("metric")} AS event_metric, {fields},
-         event_ts
-  FROM {source}
-  WHERE {valid_wearable_sql(settings)}
-) AS v
-CROSS JOIN UNNEST(CASE v.event_metric {" ".join(branches)} END) AS m(metric, reading)"""
+FROM (SELECT * FROM {source} WHERE {valid_wearable_sql(settings)}) AS v
+CROSS JOIN UNNEST(CASE v.metric {" ".join(branches)} END) AS m(metric, reading)"""
 
 
 def window_metrics_sql(readings: str, metrics: tuple[str, ...], window_s: int) -> str:

@@ -3,7 +3,7 @@
 Run on a cluster with `flink run -d --python flink_jobs/health_windows.py --jarfile <kafka
 connector jar>` (FlinkService in openpipe_dagster/resources/flink.py does this). Connectors are SQL DDL
 strings built from settings; `transform` is pure Flink SQL over any table with the source
-columns (`payload`, `kafka_ts`, `event_ts`), so tests feed it from values or files.
+columns (`health_sql.DECODED_COLUMNS` and `kafka_ts`), so tests feed it from values or files.
 """
 
 from __future__ import annotations
@@ -18,21 +18,23 @@ if __package__ in (None, ""):  # run as a script by `flink run --python`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
+import yaml
 
 from flink_jobs import health_sql
 from openpipe.config import REPO_ROOT, Settings, load_settings
+from openpipe.stack.jars import FLINK_JARS, WEARABLES_JAR_NAME, WEARABLES_PROJECT
 
 if TYPE_CHECKING:  # PyFlink costs ~0.25 s to import; Dagster runs only need the constants
     from pyflink.table import Table, TableEnvironment
 
 logger = logging.getLogger(__name__)
 
+#: Where the submitting side keeps its deploy ledger; the cluster keeps checkpoints and
+#: savepoints in its own configured directories (the job never names a local path).
 STATE_DIR = REPO_ROOT / ".openpipe" / "flink"
-CHECKPOINT_DIR = STATE_DIR / "checkpoints"
-SAVEPOINT_DIR = STATE_DIR / "savepoints"
-CONNECTOR_JAR = (
-    REPO_ROOT / ".openpipe" / "jars" / "flink" / "flink-sql-connector-kafka-5.0.0-2.2.jar"
-)
+CONNECTOR_JAR = FLINK_JARS / "flink-sql-connector-kafka-5.0.0-2.2.jar"
+#: The `openpipe-wearable` format and parse function, uploaded with the job like the connector.
+WEARABLES_JAR = FLINK_JARS / WEARABLES_JAR_NAME
 
 METRIC_COLUMNS = (
     "window_start",
@@ -94,6 +96,9 @@ def plan_fingerprint(settings: Settings) -> str:
     digest.update(orjson.dumps(used, option=orjson.OPT_SORT_KEYS))
     for module in (health_sql.__file__, __file__):
         digest.update(Path(module).read_bytes())
+    # The decoder's verdicts are part of the plan: a changed parser means a redeploy.
+    for source in sorted((WEARABLES_PROJECT / "src").rglob("*.java")):
+        digest.update(source.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -105,37 +110,75 @@ def job_name(settings: Settings) -> str:
     )
 
 
+def job_parallelism(settings: Settings) -> int:
+    """The job's parallelism: `flink.job_parallelism`, or the wearables partition count if 0."""
+    return settings.flink.job_parallelism or settings.kafka.partitions
+
+
 def configure(t_env: TableEnvironment, settings: Settings) -> None:
-    """Session settings every run needs: UTC wall clock and the idle-source timeout."""
+    """Session settings every run needs: UTC wall clock, idle-source timeout, the decoder jar."""
+    if not WEARABLES_JAR.exists():
+        raise FileNotFoundError(
+            f"{WEARABLES_JAR} is missing; run `make up` (it builds jvm/flink-wearables)."
+        )
     config = t_env.get_config()
     config.set("table.local-time-zone", "UTC")
     config.set("table.exec.source.idle-timeout", f"{settings.flink.idle_timeout_seconds} s")
+    # Uploaded with the job next to `--jarfile`'s connector (kept: setting replaces the
+    # list); setting it also loads the jar into this client for planning.
+    listed = config.get("pipeline.jars", None) or ""  # "a;b" or, once set, "['a', 'b']"
+    jars = yaml.safe_load(listed) if listed.startswith("[") else listed.split(";")
+    wearables = WEARABLES_JAR.resolve().as_uri()
+    config.set("pipeline.jars", ";".join([*[j for j in jars if j and j != wearables], wearables]))
+    t_env.execute_sql(
+        f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {health_sql.PARSE_FUNCTION} "
+        f"AS '{health_sql.PARSE_FUNCTION_CLASS}' LANGUAGE JAVA"
+    )
+
+
+#: Job options that would name a path of the submitting machine; the cluster's own
+#: configuration sets these (openpipe/stack/flink.py locally, FLINK_PROPERTIES in compose).
+CLUSTER_OWNED_OPTIONS = (
+    "execution.checkpointing.dir",
+    "execution.checkpointing.savepoint-dir",
+    "state.checkpoints.dir",
+    "state.savepoints.dir",
+)
+
+
+def cluster_job_options(settings: Settings) -> dict[str, str]:
+    """Name, parallelism, checkpointing and state backend of the long-running job.
+
+    No directory: checkpoints and savepoints go where the cluster that runs the job says.
+    """
+    f = settings.flink
+    return {
+        "pipeline.name": job_name(settings),
+        "parallelism.default": str(job_parallelism(settings)),
+        "execution.checkpointing.interval": f"{f.checkpoint_interval_s} s",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "3",
+        "state.backend.type": f.state_backend,
+        "execution.checkpointing.incremental": str(f.state_backend == "rocksdb").lower(),
+    }
 
 
 def configure_cluster_job(t_env: TableEnvironment, settings: Settings) -> None:
-    """Name, checkpointing and state location of the long-running job."""
-    f = settings.flink
+    """Apply `cluster_job_options` to the job's configuration."""
     config = t_env.get_config()
-    config.set("pipeline.name", job_name(settings))
-    config.set("parallelism.default", str(f.parallelism))
-    config.set("execution.checkpointing.interval", f"{f.checkpoint_interval_s} s")
-    config.set("execution.checkpointing.mode", "EXACTLY_ONCE")
-    config.set("execution.checkpointing.dir", CHECKPOINT_DIR.resolve().as_uri())
-    config.set("execution.checkpointing.savepoint-dir", SAVEPOINT_DIR.resolve().as_uri())
-    config.set(
-        "execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION"
-    )
-    config.set("execution.checkpointing.num-retained", "3")
+    for key, value in cluster_job_options(settings).items():
+        config.set(key, value)
 
 
 def kafka_source_ddl(settings: Settings, table: str = SOURCE_TABLE) -> str:
-    """The wearables topic as raw UTF-8 values with the Kafka timestamp and event-time columns."""
+    """The wearables topic, each value judged and decoded once by the `openpipe-wearable` format."""
     k = settings.kafka
     return f"""
 CREATE TEMPORARY TABLE {table} (
-  payload STRING,
+  {health_sql.decoded_columns_ddl()},
   kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  {health_sql.source_columns_sql(settings)}
+  WATERMARK FOR event_ts AS {health_sql.watermark_sql(settings)}
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{k.topics.wearables}',
@@ -144,8 +187,8 @@ CREATE TEMPORARY TABLE {table} (
   'properties.isolation.level' = 'read_committed',
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = 'group-offsets',
-  'format' = 'raw',
-  'raw.charset' = 'UTF-8'
+  'format' = '{health_sql.WEARABLE_FORMAT}',
+  '{health_sql.WEARABLE_FORMAT}.rules' = '{health_sql.wearable_rules(settings)}'
 )"""
 
 
@@ -172,7 +215,7 @@ def _view(t_env: TableEnvironment, name: str, table: Table) -> str:
 
 
 def transform(t_env: TableEnvironment, source: Table, settings: Settings) -> HealthTables:
-    """Windows and alerts from a table with columns payload, kafka_ts and event_ts (rowtime)."""
+    """Windows and alerts from a table with the decoded columns, kafka_ts and event_ts (rowtime)."""
     src = _view(t_env, "health_input", source)
     readings = _view(
         t_env, "health_readings", t_env.sql_query(health_sql.readings_sql(settings, src))

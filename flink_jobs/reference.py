@@ -10,18 +10,22 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from flink_jobs.health_sql import windowed_metrics
 from openpipe.config import Settings
-from openpipe.events import EventValidator, parse_event_time
+from openpipe.events import EventValidator, format_event_time, parse_event_time
 
 
-def iso(epoch_ms: int) -> str:
-    """RFC 3339 UTC with milliseconds, as producers write event_time and the job writes windows."""
-    moment = datetime.fromtimestamp(epoch_ms // 1000, tz=UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{epoch_ms % 1000:03d}Z"
+def accepted(validator: EventValidator, value: bytes | None, kafka_ms: int) -> dict | None:
+    """The event when the job lets this message into windows (what the sinks store), else None."""
+    verdict = validator.validate("wearables", value, kafka_ms)
+    if not verdict.ok:
+        return None
+    event = verdict.event
+    if "\x00" in event["device_id"] or "\x00" in event["patient_id"]:
+        return None  # the sinks dead-letter these (PostgreSQL text cannot hold NUL)
+    return event
 
 
 def wearable_event(
@@ -31,7 +35,7 @@ def wearable_event(
     return {
         "schema_version": 1,
         "event_id": event_id or str(uuid.uuid4()),
-        "event_time": iso(event_ms),
+        "event_time": format_event_time(event_ms),
         "device_type": "wearable",
         "device_id": device,
         "patient_id": f"patient-{device}",
@@ -73,12 +77,9 @@ def expected_outputs(
     # (metric, window_start_ms, device_id) -> event_id -> (patient_id, value)
     windows: dict[tuple[str, int, str], dict[str, tuple[str, float]]] = defaultdict(dict)
     for value, kafka_ms in messages:
-        verdict = validator.validate("wearables", value, kafka_ms)
-        if not verdict.ok:
+        event = accepted(validator, value, kafka_ms)
+        if event is None:
             continue
-        event = verdict.event
-        if "\x00" in event["device_id"] or "\x00" in event["patient_id"]:
-            continue  # the sinks dead-letter these (PostgreSQL text cannot hold NUL)
         event_ms = int(parse_event_time(event["event_time"]).timestamp() * 1000)
         for rule in rules:
             if rule.event_metric != event["metric"]:
@@ -95,7 +96,7 @@ def expected_outputs(
         patient = max(p for p, _ in readings.values())
         total = sum((exact(v) for v in values), Decimal(0))
         avg = float(total) / len(values)
-        window = (iso(start), iso(start + rule.window_s * 1000))
+        window = (format_event_time(start), format_event_time(start + rule.window_s * 1000))
         row = (*window, device, patient, metric, len(values), avg, min(values), max(values))
         out["metrics_10min" if metric == "blood_sugar" else "metrics_1min"].add(row)
         limit = Decimal(repr(float(rule.threshold))) * len(values)

@@ -271,6 +271,12 @@ class FlinkSettings(Section):
     job_name: str = "openpipe-health-windows"
     task_slots: Annotated[int, Field(ge=1)] = 2
     parallelism: Annotated[int, Field(ge=1)] = 1
+    # The health job's parallelism; 0: the wearables topic's partition count.
+    job_parallelism: Annotated[int, Field(ge=0)] = 0
+    # TaskManagers the local stack starts (compose: `--scale flink-taskmanager=N`).
+    taskmanagers: Annotated[int, Field(ge=1, le=8)] = 1
+    # The health job's state backend: heap (`hashmap`) or `rocksdb` (incremental checkpoints).
+    state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
     jobmanager_memory_mb: Annotated[int, Field(ge=512)] = 1024
     taskmanager_memory_mb: Annotated[int, Field(ge=768)] = 1536
     heart_rate_window_s: Annotated[int, Field(ge=1)] = 60

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import orjson
 from pyflink.table import DataTypes, EnvironmentSettings, Table, TableEnvironment
-from pyflink.table.expressions import call_sql
 
 from flink_jobs import health_sql, health_windows
 from openpipe.config import Settings
@@ -25,9 +24,9 @@ def encode(event: dict | bytes | None) -> bytes | None:
     return orjson.dumps(event) if isinstance(event, dict) else event
 
 
-def source_row(value: bytes | None, kafka_ms: int) -> tuple[str | None, datetime]:
-    """A (payload, kafka_ts) row as the raw-format Kafka source yields it (UTF-8 decoded)."""
-    payload = None if value is None else value.decode("utf-8", errors="replace")
+def source_row(value: bytes | None, kafka_ms: int) -> tuple[bytearray | None, datetime]:
+    """A (payload, kafka_ts) row: the Kafka value's bytes as they are, and its timestamp."""
+    payload = None if value is None else bytearray(value)  # PyFlink's BYTES wants bytearray
     return payload, datetime.fromtimestamp(kafka_ms / 1000, tz=UTC)
 
 
@@ -39,16 +38,24 @@ def batch_env(settings: Settings) -> TableEnvironment:
     return t_env
 
 
-def values_source(t_env: TableEnvironment, messages: list[tuple[bytes | None, int]]) -> Table:
-    """Source rows from values, with the job's own event-time column expression."""
+def values_source(
+    t_env: TableEnvironment, messages: list[tuple[bytes | None, int]], settings: Settings
+) -> Table:
+    """Source rows from values, decoded by the job's parse function (the format's parser)."""
     schema = DataTypes.ROW(
         [
-            DataTypes.FIELD("payload", DataTypes.STRING()),
+            DataTypes.FIELD("payload", DataTypes.BYTES()),
             DataTypes.FIELD("kafka_ts", DataTypes.TIMESTAMP_LTZ(3)),
         ]
     )
-    table = t_env.from_elements([source_row(v, k) for v, k in messages], schema)
-    return table.add_columns(call_sql(health_sql.event_time_column()).alias("event_ts"))
+    raw = t_env.from_elements([source_row(v, k) for v, k in messages], schema)
+    t_env.create_temporary_view("raw_messages", raw)
+    decoded = ", ".join(f"p.{name}" for name, _ in health_sql.DECODED_COLUMNS)
+    rules = health_sql.wearable_rules(settings).replace("'", "''")
+    return t_env.sql_query(
+        f"SELECT {decoded}, kafka_ts FROM (SELECT {health_sql.PARSE_FUNCTION}(payload, "
+        f"'{rules}') AS p, kafka_ts FROM raw_messages)"
+    )
 
 
 def rounded(row: tuple) -> tuple:

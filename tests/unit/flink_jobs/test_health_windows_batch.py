@@ -130,7 +130,7 @@ def dataset() -> list[tuple[bytes | None, int]]:
 @pytest.fixture(scope="module")
 def outputs(settings, dataset) -> dict[str, set[tuple]]:
     t_env = batch_env(settings)
-    tables = health_windows.transform(t_env, values_source(t_env, dataset), settings)
+    tables = health_windows.transform(t_env, values_source(t_env, dataset, settings), settings)
     return {name: collect(table) for name, table in zip(tables._fields, tables, strict=True)}
 
 

@@ -1,12 +1,13 @@
 """Streaming-mode test of the job's watermark, from a bounded file source read in order.
 
-The source is a JSON-lines file with the job's own event-time column and watermark
-expression, on one slot, with a watermark emitted after every record, so lateness is
+The source is a JSON-lines file (values base64-encoded) decoded by the job's parse
+function, with the job's own watermark expression, on one slot, with a watermark emitted after every record, so lateness is
 decided exactly as the rows are ordered in the file.
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,8 @@ from flink_table_helpers import encode, ms, rounded, source_row
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
 from flink_jobs import health_sql, health_windows
-from flink_jobs.reference import iso, wearable_event
+from flink_jobs.reference import wearable_event
+from openpipe.events import format_event_time
 
 
 def _hr(seconds: float, bpm: float) -> dict:
@@ -40,8 +42,8 @@ STREAM = [
 def _window(start_s: int, count: int, values: list[float]) -> tuple:
     return rounded(
         (
-            iso(ms(start_s)),
-            iso(ms(start_s + 60)),
+            format_event_time(ms(start_s)),
+            format_event_time(ms(start_s + 60)),
             "wm",
             "patient-wm",
             "heart_rate",
@@ -58,7 +60,11 @@ def _run(settings, folder: Path, watermark: str) -> set[tuple]:
     with (folder / "part-0.json").open("wb") as out:
         for event, sent_s in STREAM:
             payload, _ = source_row(encode(event), ms(sent_s))
-            out.write(orjson.dumps({"payload": payload, "kafka_ts": iso(ms(sent_s))}) + b"\n")
+            line = {
+                "payload": base64.b64encode(payload).decode(),
+                "kafka_ts": format_event_time(ms(sent_s)),
+            }
+            out.write(orjson.dumps(line) + b"\n")
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     config = t_env.get_config()
     config.set("parallelism.default", "1")
@@ -67,9 +73,9 @@ def _run(settings, folder: Path, watermark: str) -> set[tuple]:
     t_env.execute_sql(
         f"""
 CREATE TEMPORARY TABLE wearables_file (
-  payload STRING,
+  payload BYTES,
   kafka_ts TIMESTAMP_LTZ(3),
-  event_ts AS {health_sql.event_time_column()},
+  {health_sql.computed_columns_ddl(settings, "payload")},
   WATERMARK FOR event_ts AS {watermark}
 ) WITH (
   'connector' = 'filesystem',

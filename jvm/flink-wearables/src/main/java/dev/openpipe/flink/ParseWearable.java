@@ -1,0 +1,36 @@
+package dev.openpipe.flink;
+
+import java.time.LocalDateTime;
+import java.time.ZoneOffset;
+import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.functions.ScalarFunction;
+import org.apache.flink.types.Row;
+
+/**
+ * {@code OPENPIPE_PARSE_WEARABLE(value BYTES, rules STRING)}: the columns of the
+ * {@code openpipe-wearable} format as one ROW, for sources that are not Kafka (tests
+ * fed from values or files). Same parser, same verdicts.
+ */
+public final class ParseWearable extends ScalarFunction {
+    private transient String spec;
+    private transient WearableParser parser;
+
+    @DataTypeHint(
+            "ROW<valid BOOLEAN, event_id STRING, device_id STRING, patient_id STRING, metric STRING,"
+                    + " event_ts TIMESTAMP(3), reading_1 DOUBLE, reading_2 DOUBLE>")
+    public Row eval(byte[] value, String rules) {
+        if (parser == null || !rules.equals(spec)) {
+            parser = new WearableParser(WearableRules.parse(rules));
+            spec = rules;
+        }
+        WearableParser.Decoded d = parser.decode(value);
+        LocalDateTime time = d.hasTime
+                ? LocalDateTime.ofEpochSecond(Math.floorDiv(d.eventMs, 1000L),
+                        (int) Math.floorMod(d.eventMs, 1000L) * 1_000_000, ZoneOffset.UTC)
+                : null;
+        Double r1 = d.valid && d.readings.length > 0 && !Double.isNaN(d.readings[0]) ? d.readings[0] : null;
+        Double r2 = d.valid && d.readings.length > 1 && !Double.isNaN(d.readings[1]) ? d.readings[1] : null;
+        return Row.of(d.valid, d.valid ? d.eventId : null, d.valid ? d.deviceId : null,
+                d.valid ? d.patientId : null, d.valid ? d.metric : null, time, r1, r2);
+    }
+}
