@@ -38,8 +38,13 @@ class KindScore:
 def score_fault_detection(
     dead_letters: Iterable[tuple[str | None, str, int]], accepted: dict[str, int] | None
 ) -> tuple[dict[str, KindScore], int]:
-    """Per invalid kind scores from (injected_fault, error_kind, count) of dead letters, plus
-    the false rejections (clean, late or duplicate messages that were dead-lettered)."""
+    """Per kind scores from (injected_fault, error_kind, count) of dead letters, plus the
+    false rejections (clean, late or duplicate messages that were dead-lettered).
+
+    Every invalid fault kind is scored, and so is every other error kind a dead letter was
+    labelled with (say `bad_timestamp`): a fault labelled with it is a mislabel that
+    makes that kind's precision fall below 1.0, so the check fails.
+    """
     rejected: dict[str, int] = defaultdict(int)
     labelled: dict[str, int] = defaultdict(int)
     correct: dict[str, int] = defaultdict(int)
@@ -59,7 +64,7 @@ def score_fault_detection(
             correct[kind],
             None if accepted is None else accepted.get(kind, 0),
         )
-        for kind in INVALID_FAULT_KINDS
+        for kind in (*INVALID_FAULT_KINDS, *sorted(set(labelled) - set(INVALID_FAULT_KINDS)))
     }
     return scores, false_rejections
 

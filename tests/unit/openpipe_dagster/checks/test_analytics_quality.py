@@ -46,6 +46,14 @@ def test_fault_detection_counts_mislabels_misses_and_false_rejections():
     assert scores["out_of_range"].precision == 0.0
 
 
+def test_a_fault_labelled_with_a_kind_outside_the_fault_list_fails_the_check():
+    scores, false_rejections = score_fault_detection([("wrong_type", "bad_timestamp", 5)], {})
+    assert false_rejections == 0
+    assert scores["bad_timestamp"].labelled == 5 and scores["bad_timestamp"].precision == 0.0
+    assert not scores["bad_timestamp"].ok
+    assert not all(s.ok for s in scores.values())
+
+
 def test_recall_unknown_without_raw_ground_truth():
     scores, _ = score_fault_detection([("null_value", "null_value", 1)], accepted=None)
     assert scores["null_value"].recall is None
