@@ -162,7 +162,7 @@ def status(settings: Settings) -> bool:
         ("simulator", services.simulator(settings, simulator.pid())),
         ("flink-job", services.flink_job(settings)),
     ):
-        rows.append((name, state, "", f"{detail} (deployed and supervised by Dagster)"))
+        rows.append((name, state, "", f"{detail} (supervised by Dagster)"))
     width = max(len(r[2]) for r in rows)
     for name, state, url, detail in rows:
         print(f"{name:<18} {state:<9} {url:<{width}}  {detail}")

@@ -285,10 +285,11 @@ def storage_label(storage: str | None, version: str | None, hypertables: int) ->
     """What `status` and the viewer say about the store, e.g. 'TimescaleDB 2.17.2, 10 hypertables'."""
     if storage == "timescaledb":
         return f"TimescaleDB {version or '(extension missing)'}, {hypertables} hypertables"
-    unused = f" (TimescaleDB {version} installed but unused)" if version else ""
     if storage == "native":
-        return "native partitions" + unused
-    return "schema not migrated yet" + unused
+        return "native partitions" + (
+            f" (TimescaleDB {version} installed but unused)" if version else ""
+        )
+    return "schema not migrated yet" + (f" (TimescaleDB {version} installed)" if version else "")
 
 
 def storage_mode(conn: psycopg.Connection) -> str:

@@ -128,6 +128,9 @@ def test_storage_labels():
         "native partitions (TimescaleDB 2.28.3 installed but unused)"
     )
     assert storage_label(None, None, 0) == "schema not migrated yet"
+    assert (
+        storage_label(None, "2.28.3", 0) == "schema not migrated yet (TimescaleDB 2.28.3 installed)"
+    )
 
 
 def test_external_cluster_dir_is_found_again_for_the_same_checkout(tmp_path):
