@@ -2,7 +2,7 @@
 UV ?= uv
 RUN = $(UV) run --frozen
 
-.PHONY: sync up down purge status logs test test-daemon test-unit bench lint format
+.PHONY: sync up down purge status logs test test-daemon test-unit bench chaos soak lint format
 
 sync:
 	@$(UV) sync --frozen --quiet
@@ -32,6 +32,14 @@ test-unit: sync
 
 bench: up
 	@for bench in benchmarks/*_bench.py; do echo "== $$bench"; $(RUN) python $$bench || exit 1; done
+
+# Whole-system runs against the live stack (docs/chaos.md); not part of `make test`.
+# Options go in ARGS, e.g. `make chaos ARGS="--seed 7 --duration 600"`.
+chaos: up
+	@$(RUN) python benchmarks/chaos.py $(ARGS)
+
+soak: up
+	@$(RUN) python benchmarks/soak.py $(ARGS)
 
 lint: sync
 	@$(RUN) ruff format --check . && $(RUN) ruff check .

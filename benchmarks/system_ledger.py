@@ -409,6 +409,8 @@ def compare_windows(
             comparison.explained_by_late += 1
         else:
             comparison.mismatched += 1
+            if len(comparison.mismatch_examples) >= 20:
+                continue
             comparison.mismatch_examples.append(
                 f"{row['device_id']} {row['metric']} {row['window_start']:%H:%M}: batch "
                 f"{row['all_count']} (on time {row['on_time_count']}), stream {row['stream_count']}"
