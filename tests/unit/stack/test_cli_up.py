@@ -1,0 +1,63 @@
+"""`openpipe up`: what it does around the components, in order (components stubbed)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from openpipe.config import load_settings
+from openpipe.stack import cli
+from openpipe.stack.process import ManagedProcess, StackError
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    """Records each step `up` takes instead of starting anything."""
+    done: list[str] = []
+    monkeypatch.setattr(cli, "_launch", lambda c, s, p: done.append(f"launch {c.name}"))
+    monkeypatch.setattr(cli, "_wait", lambda c, s, p: done.append(f"wait {c.name}"))
+    monkeypatch.setattr(cli, "wait_until", lambda *a, **k: done.append("accepting"))
+    monkeypatch.setattr(cli, "_migrate", lambda s, p: done.append("migrate"))
+    monkeypatch.setattr(cli, "status", lambda s: done.append("status"))
+    monkeypatch.setattr(
+        cli,
+        "kafka",
+        SimpleNamespace(
+            create_topics=lambda s: done.append(f"topics on {s.kafka.bootstrap_servers}")
+        ),
+    )
+    monkeypatch.setattr(cli.dagster, "fail_orphaned_runs", lambda s: 0)
+    monkeypatch.setattr(cli.postgres, "check_timescaledb", lambda s: done.append("check tsdb"))
+    monkeypatch.setattr(cli.postgres, "bootstrap", lambda s: done.append("bootstrap"))
+    monkeypatch.setattr(cli.postgres, "preload_note", lambda s: None)
+    monkeypatch.setattr(ManagedProcess, "pid", lambda self: None)  # nothing running
+    return done
+
+
+def _settings(**env):
+    return load_settings(environ={f"OPENPIPE__{k}": v for k, v in env.items()})
+
+
+def test_external_kafka_still_gets_the_configured_topics(steps, capsys):
+    settings = _settings(KAFKA__MANAGE_LOCAL="false", KAFKA__BOOTSTRAP_SERVERS="broker1:9092")
+    cli.up(settings)
+    assert "topics on broker1:9092" in steps
+    assert steps.index("wait kafka") < steps.index("topics on broker1:9092")
+
+
+def test_up_migrates_before_it_says_the_stack_is_up(steps, capsys):
+    cli.up(_settings())
+    assert steps[0] == "check tsdb"
+    assert steps.index("bootstrap") < steps.index("migrate") < steps.index("status")
+    assert steps.index("wait dagster-daemon") < steps.index("migrate")
+    out = capsys.readouterr().out
+    assert out.index("stack is up") > 0
+
+
+def test_timescaledb_on_without_the_library_stops_up_before_anything_starts(steps, monkeypatch):
+    def refuse(settings):
+        raise StackError("database.timescaledb is 'on' but ...")
+
+    monkeypatch.setattr(cli.postgres, "check_timescaledb", refuse)
+    with pytest.raises(StackError, match=r"database\.timescaledb"):
+        cli.up(_settings())
+    assert steps == []
