@@ -144,7 +144,11 @@ def _pom_property(name: str) -> str:
 def _base_images(dockerfile: Path) -> list[str]:
     """Every image a Dockerfile builds from or copies from (build stages excluded)."""
     text = dockerfile.read_text()
-    stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.MULTILINE | re.IGNORECASE))
+    stages = set(
+        re.findall(
+            r"^FROM\s+(?:--platform=\S+\s+)?\S+\s+AS\s+(\S+)", text, re.MULTILINE | re.IGNORECASE
+        )
+    )
     images = re.findall(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", text, re.MULTILINE)
     images += re.findall(r"COPY\s+--from=(\S+)", text)
     syntax = re.search(r"^#\s*syntax=(\S+)", text)

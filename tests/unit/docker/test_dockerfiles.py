@@ -212,3 +212,22 @@ def test_app_build_context_keeps_what_the_services_run() -> None:
             assert not any(script.startswith(pattern.rstrip("/") + "/") for pattern in ignored), (
                 f"{name}: {script} is excluded from the app image by the .dockerignore"
             )
+
+
+def test_app_image_carries_the_jars_the_job_loads() -> None:
+    # The health job refuses to start without its wearable format jar (flink_jobs),
+    # which the local stack builds with Maven; the app image builds it the same way.
+    from openpipe.stack.jars import WEARABLES_JAR_NAME, WEARABLES_PROJECT
+
+    steps = _steps(APP_DOCKERFILE)
+    text = APP_DOCKERFILE.read_text()
+    build = re.search(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)\s+AS\s+wearables", text, re.M)
+    assert build and build.group(1).startswith("maven:") and "temurin-17" in build.group(1)
+    source = WEARABLES_PROJECT.relative_to(REPO_ROOT).as_posix()
+    assert f"COPY {source}/ ./" in text
+    jar = next(s for s in steps if s.instruction == "COPY" and "--from=wearables" in s.args)
+    assert jar.args.split()[-2].endswith(f"/target/{WEARABLES_JAR_NAME}")
+    assert jar.args.split()[-1] == "/app/.openpipe/jars/flink/"
+    pom = (WEARABLES_PROJECT / "pom.xml").read_text()
+    assert f"<finalName>{WEARABLES_JAR_NAME.removesuffix('.jar')}</finalName>" in pom
+    assert "<openpipe.build.dir>${project.basedir}/target</openpipe.build.dir>" in pom
