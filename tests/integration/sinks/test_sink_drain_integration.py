@@ -84,6 +84,21 @@ def stored_equals_high_watermarks(settings, conn, sink: str, topic: str) -> bool
     return stored == marks
 
 
+def restart_after_first_commit(connect, topic: str, restart, timeout_s: float = 120) -> None:
+    """Call `restart` as soon as sink_offsets shows a committed chunk of `topic`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with connect() as conn:
+            moved = conn.execute(
+                "SELECT count(*) FROM sink_offsets WHERE kafka_topic = %s AND next_offset > 0",
+                (topic,),
+            ).fetchone()[0]
+        if moved:
+            break
+        time.sleep(0.05)
+    restart()
+
+
 def drain_all(settings, connect, topic: str, sink: str = "wearable_readings"):
     results = []
     while True:
@@ -148,7 +163,11 @@ def test_postgres_restart_mid_run_dead_letters_nothing_extra(
     now = int(time.time() * 1000)
     messages, expected = known_mix(now, 150_000, seed=9)
     produce(topic, messages, now)
-    restarter = threading.Timer(1.5, restart_postgres)
+    # Restart once the run has committed its first chunk (not after a fixed delay: on a
+    # loaded machine the run process may still be importing then, and miss the restart).
+    restarter = threading.Thread(
+        target=restart_after_first_commit, args=(connect, topic, restart_postgres)
+    )
     restarter.start()
     attempts = []
     try:
