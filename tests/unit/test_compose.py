@@ -513,6 +513,53 @@ def test_flink_cluster_matches_settings(
     assert int(props["rest.port"]) == _expected_ports(settings)["flink-jobmanager"][1]
 
 
+# Local-stack keys that name this machine (addresses, paths, its Python) or the PyFlink
+# distribution's JVM options; compose sets its own or keeps the image's.
+_MACHINE_KEYS = {
+    "env.java.opts.all",
+    "jobmanager.bind-host",
+    "jobmanager.rpc.address",
+    "jobmanager.rpc.port",
+    "taskmanager.bind-host",
+    "taskmanager.host",
+    "rest.address",
+    "rest.bind-address",
+    "rest.port",
+    "execution.checkpointing.dir",
+    "execution.checkpointing.savepoint-dir",
+    "python.executable",
+    "python.client.executable",
+}
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+def test_flink_cluster_config_mirrors_the_local_stack(
+    services: dict[str, dict[str, Any]], settings: Settings
+) -> None:
+    # One cluster configuration: what openpipe/stack/flink.py renders for the local stack,
+    # apart from addresses and paths, is what the compose cluster gets.
+    from openpipe.stack.flink import render_config
+
+    local = {
+        key: value
+        for key, value in _flatten(render_config(settings)).items()
+        if key not in _MACHINE_KEYS
+    }
+    props = _flink_properties(services["flink-jobmanager"])
+    assert {key: props.get(key) for key in local} == local
+    extra = set(props) - set(local) - _MACHINE_KEYS
+    assert not extra, f"compose-only Flink options: {sorted(extra)}"
+
+
 def test_flink_properties_survive_the_image_entrypoint(
     services: dict[str, dict[str, Any]],
 ) -> None:
