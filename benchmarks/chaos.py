@@ -90,8 +90,16 @@ class Traffic:
 class FaultInjector:
     """Executes planned faults and the recovery each one calls for."""
 
-    def __init__(self, settings: Settings, seed: int, up_log: Path, recovery_delay_s: float):
+    def __init__(
+        self,
+        settings: Settings,
+        seed: int,
+        up_log: Path,
+        recovery_delay_s: float,
+        worker_wait_s: float,
+    ):
         self.settings = settings
+        self.worker_wait_s = worker_wait_s
         self.rng = random.Random(seed + 1)
         self.up_log = up_log
         self.recovery_delay_s = recovery_delay_s
@@ -142,7 +150,7 @@ class FaultInjector:
         return f"simulator pid {stack.kill_component('simulator', signal.SIGTERM, group=False)}"
 
     def sink_worker_sigkill(self) -> str:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.worker_wait_s
         while True:
             try:
                 workers = stack.sink_workers(self.settings)
@@ -154,7 +162,9 @@ class FaultInjector:
                 stack.sigkill(worker.pid, group=False)
                 return f"{worker.sink} run {worker.run_id[:8]} pid {worker.pid}"
             if time.monotonic() > deadline:
-                raise stack.FaultNotApplicable("no sink run was in flight for 60 s")
+                raise stack.FaultNotApplicable(
+                    f"no sink run was in flight for {self.worker_wait_s:g} s"
+                )
             time.sleep(0.5)
 
     def _wait_new_simulator(self, target: str) -> float | None:
@@ -275,6 +285,9 @@ def main() -> int:
     parser.add_argument("--min-gap", type=float, default=8, help="seconds between fault moments")
     parser.add_argument("--recovery-delay", type=float, default=3, help="seconds before `up`")
     parser.add_argument("--settle-timeout", type=float, default=900)
+    parser.add_argument(
+        "--worker-wait", type=float, default=45, help="seconds to wait for a sink run to kill"
+    )
     parser.add_argument("--plan-only", action="store_true", help="print the fault plan and stop")
     args = parser.parse_args()
     logging.basicConfig(
@@ -302,7 +315,7 @@ def main() -> int:
         consumer.close()
     traffic = Traffic(settings, run_id, args.rate, args.probe_rate)
     watch = Watch(settings)
-    injector = FaultInjector(settings, args.seed, up_log, args.recovery_delay)
+    injector = FaultInjector(settings, args.seed, up_log, args.recovery_delay, args.worker_wait)
     records: list[FaultRecord] = []
     notes: list[str] = []
     began = datetime.now(UTC)

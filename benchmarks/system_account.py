@@ -232,8 +232,9 @@ def render_report(
     ]
     for f in faults:
         seconds = "" if f.recovery_s is None else f"{f.recovery_s:.1f}"
+        outcome = f.outcome.splitlines()[0].replace("|", "/") if f.outcome else ""
         out.append(
-            f"| {f.planned_s:.1f} | {f.at} | {f.kind} | {f.target} | {f.outcome} | "
+            f"| {f.planned_s:.1f} | {f.at} | {f.kind} | {f.target} | {outcome} | "
             f"{f.recovery} | {seconds} |"
         )
     out += ["", "## Account", ""]

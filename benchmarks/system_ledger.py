@@ -341,7 +341,7 @@ def account_upserts(
                     "SELECT l.* FROM chaos_latest l LEFT JOIN {t} t ON {j} WHERE t.{k} IS NULL LIMIT 3"
                 ).format(t=sql.Identifier(spec.table), j=join, k=first_key)
             ).fetchall()
-            account.examples = [str(e[: len(spec.key)]) for e in examples]
+            account.examples = [" ".join(str(v) for v in e[: len(spec.key)]) for e in examples]
     finally:
         conn.execute("DROP TABLE IF EXISTS chaos_latest")
     account.dead_letters = dict(

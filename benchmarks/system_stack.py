@@ -26,7 +26,7 @@ from openpipe.config import REPO_ROOT, Settings
 from openpipe.sinks import SINKS
 from openpipe.sinks.drain import partition_lag
 from openpipe.stack import components, postgres
-from openpipe.stack.dagster import url as dagster_url
+from openpipe.stack.dagster import graphql as dagster_graphql
 from openpipe.storage import db
 
 log = logging.getLogger(__name__)
@@ -78,13 +78,8 @@ def _process_start(pid: int) -> float | None:
 
 
 def _graphql(settings: Settings, query: str, variables: dict | None = None) -> dict:
-    response = httpx.post(
-        f"{dagster_url(settings)}/graphql",
-        json={"query": query, "variables": variables or {}},
-        timeout=15,
-    )
-    response.raise_for_status()
-    return response.json()["data"]
+    """Dagster GraphQL (openpipe.stack.dagster.graphql retries a busy webserver's 5xx twice)."""
+    return dagster_graphql(settings, query, variables)
 
 
 def sink_runs(settings: Settings) -> list[tuple[str, str, int | None, bool]]:
