@@ -186,6 +186,38 @@ def depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+def decode_object(value: bytes | None, max_bytes: int, max_depth: int) -> dict:
+    """The JSON object a Kafka value holds, else InvalidEvent naming what is wrong with it.
+
+    The one envelope check of every topic (raw events and the Flink results): tombstone,
+    too_large, not_utf8 (bad bytes or a lone surrogate), malformed_json, non_finite_number,
+    not_an_object, too_deep; the limits are `validation.max_message_bytes` and
+    `validation.max_json_depth`.
+    """
+    if value is None:
+        raise InvalidEvent("tombstone", "message has no value (a tombstone); messages need a body")
+    if len(value) > max_bytes:
+        raise InvalidEvent(
+            "too_large",
+            f"value is {len(value)} bytes; validation.max_message_bytes is {max_bytes}",
+        )
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise _classify_undecodable(value, exc) from None
+    if not isinstance(decoded, dict):
+        raise InvalidEvent(
+            "not_an_object", f"value is a JSON {type(decoded).__name__}, not an object"
+        )
+    # Nesting needs an opening bracket per level: most values have too few to check.
+    brackets = value.count(b"{") + value.count(b"[")
+    if brackets > max_depth and depth_exceeds(decoded, max_depth):
+        raise InvalidEvent(
+            "too_deep", f"JSON nesting exceeds validation.max_json_depth={max_depth}"
+        )
+    return decoded
+
+
 def _classify_undecodable(value: bytes, exc: orjson.JSONDecodeError) -> InvalidEvent:
     message = str(exc)
     if "depth limit" in message:
@@ -454,38 +486,12 @@ class EventValidator:
         if family not in DEVICE_TYPES:
             raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
         try:
-            event = self._parse(value)
+            event = decode_object(value, self._max_bytes, self._max_depth)
             self._check_fields(family, event)
             self._check_time(event, kafka_timestamp_ms)
         except InvalidEvent as bad:
             return Verdict(None, bad.kind, bad.detail)
         return Verdict(event, None, None)
-
-    def _parse(self, value: bytes | None) -> dict:
-        if value is None:
-            raise InvalidEvent(
-                "tombstone", "message has no value (a tombstone); events need a body"
-            )
-        if len(value) > self._max_bytes:
-            raise InvalidEvent(
-                "too_large",
-                f"value is {len(value)} bytes; validation.max_message_bytes is {self._max_bytes}",
-            )
-        try:
-            event = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            raise _classify_undecodable(value, exc) from None
-        if not isinstance(event, dict):
-            raise InvalidEvent(
-                "not_an_object", f"value is a JSON {type(event).__name__}, not an object"
-            )
-        # Nesting needs an opening bracket per level: most events have too few to check.
-        brackets = value.count(b"{") + value.count(b"[")
-        if brackets > self._max_depth and depth_exceeds(event, self._max_depth):
-            raise InvalidEvent(
-                "too_deep", f"JSON nesting exceeds validation.max_json_depth={self._max_depth}"
-            )
-        return event
 
     def _check_fields(self, family: str, event: dict) -> None:
         for name in FAMILY_FIELDS[family]:

@@ -1,7 +1,8 @@
 """Pure mapping from Kafka messages to table rows, one function per table.
 
 Raw topics are judged by `openpipe.events.EventValidator`; the Flink output topics
-(produced by our own job) get an equivalent envelope check here plus field checks.
+(produced by our own job) get the same envelope check (`openpipe.events.decode_object`)
+plus the field checks here.
 Every refusal is an `openpipe.events.InvalidEvent` (kind and detail), the one exception
 that sends a message to `dead_letters`. A row a database could not store (a NUL
 character in text) is refused as `unstorable_value` instead of failing the whole COPY.
@@ -15,9 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import orjson
 
-from openpipe.events import InvalidEvent, depth_exceeds
+from openpipe.events import InvalidEvent, decode_object
 
 #: Kind used when a valid event holds a value PostgreSQL cannot store (text with NUL).
 UNSTORABLE = "unstorable_value"
@@ -133,29 +133,8 @@ def gps_row(event: Any, kafka: tuple) -> tuple:
 
 
 def parse_record(value: bytes | None, *, max_bytes: int, max_depth: int) -> dict:
-    """Envelope checks for a Flink output message; returns the JSON object or raises InvalidEvent."""
-    if value is None:
-        raise InvalidEvent("tombstone", "message has no value (a tombstone); results need a body")
-    if len(value) > max_bytes:
-        raise InvalidEvent("too_large", f"value is {len(value)} bytes; the limit is {max_bytes}")
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidEvent("not_utf8", f"value is not UTF-8: {exc}") from None
-    try:
-        record = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        if b"NaN" in value or b"Infinity" in value:
-            raise InvalidEvent("non_finite_number", "value contains NaN or Infinity") from None
-        kind = "too_deep" if "depth" in str(exc) else "malformed_json"
-        raise InvalidEvent(kind, f"value is not valid JSON: {exc}") from None
-    if not isinstance(record, dict):
-        raise InvalidEvent(
-            "not_an_object", f"value is a JSON {type(record).__name__}, not an object"
-        )
-    if depth_exceeds(record, max_depth):
-        raise InvalidEvent("too_deep", f"JSON nesting exceeds {max_depth} levels")
-    return record
+    """The JSON object of a Flink output message, or InvalidEvent (the raw topics' check)."""
+    return decode_object(value, max_bytes, max_depth)
 
 
 def _field(record: dict, name: str) -> Any:

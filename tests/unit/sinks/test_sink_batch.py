@@ -112,6 +112,8 @@ def test_reemitted_window_keeps_the_latest_values_once(settings):
         (_metric(window_end="2025-01-01T09:00:00.000Z"), "out_of_range"),
         (_metric(device_id="a\x00b"), "unstorable_value"),
         (b'{"avg_value": NaN}', "non_finite_number"),
+        (_metric().replace(b'"heart_rate"', b"1e400"), "non_finite_number"),
+        (_metric().replace(b'"patient-0001"', b'"\\ud800"'), "not_utf8"),
         (b"\xff\xfe", "not_utf8"),
         (b"[]", "not_an_object"),
         (None, "tombstone"),
