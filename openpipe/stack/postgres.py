@@ -87,6 +87,12 @@ def _place_cluster(user: str | None) -> None:
     SOCKET_DIR.parent.mkdir(parents=True, exist_ok=True)
     if user is None or DATA_DIR.is_symlink() or _can_reach(user, STATE_DIR):
         return
+    if (DATA_DIR / "PG_VERSION").exists():
+        raise StackError(
+            f"as root, PostgreSQL runs as the `{user}` user, which can no longer enter "
+            f"{STATE_DIR}, where this checkout's cluster is; `chmod o+x` its parent "
+            "directories again (or `make purge` to start over under that user's home)."
+        )
     outside = external_cluster_dir(user)
     home = outside.parent.parent
     if not _can_reach(user, home):

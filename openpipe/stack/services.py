@@ -20,7 +20,7 @@ def deploy_runs_in_progress(settings: Settings, asset: str) -> list[str]:
     """Ids of Dagster runs, queued or running, that materialize `asset` (a (re)deploy)."""
     try:
         results = dagster.graphql(settings, _IN_PROGRESS_RUNS)["runsOrError"]["results"]
-    except (httpx.HTTPError, KeyError, TypeError):
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
         return []
     return [
         run["runId"]

@@ -115,3 +115,17 @@ def test_without_a_usable_postgres_home_it_fails_before_initdb(tmp_path, monkeyp
     with pytest.raises(StackError, match=r"cannot enter .*chmod o\+x"):
         postgres._place_cluster("postgres")
     assert not (state / "postgres").exists()
+
+
+def test_a_cluster_left_where_postgres_can_no_longer_enter_says_what_to_do(tmp_path, monkeypatch):
+    private = tmp_path / "private"
+    (private / ".openpipe" / "postgres").mkdir(parents=True)
+    (private / ".openpipe" / "postgres" / "PG_VERSION").write_text("15\n")
+    tmp_path.chmod(0o700)
+    state = private / ".openpipe"
+    monkeypatch.setattr(postgres, "STATE_DIR", state)
+    monkeypatch.setattr(postgres, "DATA_DIR", state / "postgres")
+    monkeypatch.setattr(postgres, "SOCKET_DIR", state / "run" / "pgsocket")
+    with pytest.raises(StackError, match=r"can no longer enter .*chmod o\+x"):
+        postgres._place_cluster("postgres")
+    assert not (state / "postgres").is_symlink()
