@@ -36,6 +36,39 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
+def fit_cell(value: Any, max_bytes: int) -> tuple[Any, int, bool]:
+    """(value, its approximate JSON size, whether it was cut): a longer cell is cut to
+    `max_bytes` and ends with a marker saying how long it was."""
+    kind = type(value)
+    if kind is str:
+        if len(value) * 4 <= max_bytes:  # no UTF-8 text of this length can be too long
+            return value, len(value) + 2, False
+        size = len(value.encode())
+        if size <= max_bytes:
+            return value, size + 2, False
+        shown = value.encode()[:max_bytes].decode("utf-8", errors="ignore")
+        cut = shown + _cut_marker(size, "bytes of text", max_bytes)
+        return cut, len(cut) + 2, True
+    if kind is bytes or kind is bytearray or kind is memoryview:
+        raw = bytes(value)
+        if 2 * len(raw) + 2 <= max_bytes:
+            return raw, 2 * len(raw) + 4, False
+        cut = "\\x" + raw[: max_bytes // 2].hex() + _cut_marker(len(raw), "bytes", max_bytes // 2)
+        return cut, len(cut) + 2, True
+    if kind is dict or kind is list:
+        text = orjson.dumps(value, default=str)
+        if len(text) <= max_bytes:
+            return value, len(text), False
+        shown = text[:max_bytes].decode("utf-8", errors="ignore")
+        cut = shown + _cut_marker(len(text), "bytes of JSON", max_bytes)
+        return cut, len(cut) + 2, True
+    return value, 24, False  # numbers, times, UUIDs, NULL: a few dozen bytes at most
+
+
+def _cut_marker(size: int, unit: str, shown: int) -> str:
+    return f"… [cut: {size} {unit}, the first {shown} shown (viewer.max_cell_bytes)]"
+
+
 def json_rows(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
     """Rows as lists of JSON-ready values."""
     return [[json_value(v) for v in row] for row in rows]

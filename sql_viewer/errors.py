@@ -43,7 +43,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueryFailed)
     async def query_failed(_: Request, exc: QueryFailed) -> Response:
-        return json_response(exc.to_json(), exc.status)
+        response = json_response(exc.to_json(), exc.status)
+        if exc.status == 429:  # too many queries in flight: they finish within seconds
+            response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(TableNotFound)
     @app.exception_handler(TopicNotFound)

@@ -19,7 +19,8 @@ HTTP_SECONDS = Histogram(
 )
 QUERIES = Counter(
     "openpipe_viewer_queries_total",
-    "User SQL queries by outcome (ok, truncated, refused, sql_error, timeout, unavailable)",
+    "User SQL queries by outcome (ok, row_cap, max_result_bytes, max_cell_bytes, refused, "
+    "sql_error, timeout, busy, unavailable)",
     ["outcome"],
 )
 QUERY_SECONDS = Histogram(

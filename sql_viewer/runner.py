@@ -14,14 +14,21 @@ Why each layer is there:
   before it started, so `set_config()` inside the query cannot loosen its own limit;
 - the transaction is always rolled back (which also undoes `set_config(..., false)`),
   and `DISCARD ALL` on return to the pool drops session state such as advisory locks.
+
+Memory stays bounded: rows stream in one at a time (libpq single-row mode, which also
+uses the extended protocol), each cell longer than `viewer.max_cell_bytes` is cut with
+a marker, reading stops once the rows would pass `viewer.max_result_bytes` (the query is
+cancelled), and at most `viewer.max_queries_in_flight` queries run at once; one more is
+refused with 429 at once rather than queued.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +39,7 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from openpipe.config import DatabaseSettings, ViewerSettings
+from sql_viewer.encode import fit_cell
 from sql_viewer.guard import QueryRefused, Statement, check_read_statement
 
 logger = logging.getLogger(__name__)
@@ -41,6 +49,12 @@ WRAP_PREFIX = "SELECT * FROM (\n"
 WRAP_SUFFIX = "\n) AS openpipe_viewer_result LIMIT {limit}"
 
 
+#: Why a result is not the whole answer (`QueryResult.truncated_reason`).
+ROW_CAP = "row_cap"  # more rows than the limit asked for (at most viewer.row_cap)
+MAX_RESULT_BYTES = "max_result_bytes"  # the rows shown fill viewer.max_result_bytes
+MAX_CELL_BYTES = "max_cell_bytes"  # every row is there, but some cells were cut
+
+
 @dataclass(frozen=True, slots=True)
 class QueryResult:
     columns: list[str]
@@ -48,6 +62,8 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
     truncated: bool
     elapsed_ms: float
+    truncated_reason: str | None = None  # ROW_CAP, MAX_RESULT_BYTES or MAX_CELL_BYTES
+    cells_cut: int = 0
 
 
 class QueryFailed(Exception):
@@ -101,6 +117,7 @@ class QueryRunner:
             sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value))
             for name, value in self._limits.items()
         )
+        self._slots = threading.BoundedSemaphore(viewer.max_queries_in_flight)
         self._pool = ConnectionPool(
             database.dsn(reader=True),
             kwargs={
@@ -136,9 +153,9 @@ class QueryRunner:
             raise QueryFailed(exc.message, kind="refused", position=exc.position) from None
         cap = min(limit or self.viewer.row_cap, self.viewer.row_cap)
         started = time.perf_counter()
-        with self._connection() as conn:
+        with self._slot(), self._connection() as conn:
             try:
-                columns, oids, rows = self._fetch_statement(conn, statement, cap)
+                columns, oids, (rows, reason, cut) = self._fetch_statement(conn, statement, cap)
             except psycopg.Error as exc:
                 raise self._translate(exc, statement) from None
             try:
@@ -146,7 +163,7 @@ class QueryRunner:
             except psycopg.Error as exc:
                 raise self._translate(exc, None) from None
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        return QueryResult(columns, types, rows[:cap], len(rows) > cap, elapsed_ms)
+        return QueryResult(columns, types, rows, reason is not None, elapsed_ms, reason, cut)
 
     def read(
         self,
@@ -157,19 +174,21 @@ class QueryRunner:
         """Run the viewer's own catalogue SQL under the same transaction and limits."""
         cap = cap or self.viewer.row_cap
         started = time.perf_counter()
-        with self._connection() as conn:
+        with self._slot(), self._connection() as conn:
             try:
                 with conn.transaction(force_rollback=True), conn.cursor() as cur:
                     cur.execute(self._set_limits)
-                    cur.execute(query, params)
-                    rows = cur.fetchmany(cap + 1)
+                    with closing(cur.stream(query, params)) as stream:
+                        rows, reason, cut = self._collect(stream, cap)
+                    if cur.description is None:  # no row came: ask again for the columns
+                        cur.execute(query, params)
                     description = cur.description or []
                 types = self._type_names(conn, [col.type_code for col in description])
             except psycopg.Error as exc:
                 raise self._translate(exc, None) from None
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         columns = [col.name for col in description]
-        return QueryResult(columns, types, rows[:cap], len(rows) > cap, elapsed_ms)
+        return QueryResult(columns, types, rows, reason is not None, elapsed_ms, reason, cut)
 
     def ping(self, wait_s: float = 2.0) -> None:
         """`SELECT 1` through the pool; raises `QueryFailed` when the database is unreachable."""
@@ -178,6 +197,45 @@ class QueryRunner:
                 conn.execute("SELECT 1")
             except psycopg.Error as exc:
                 raise self._translate(exc, None) from None
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of `viewer.max_queries_in_flight` places; QueryFailed (429) when all are taken."""
+        if not self._slots.acquire(blocking=False):
+            raise QueryFailed(
+                f"the viewer is already running {self.viewer.max_queries_in_flight} queries "
+                "(viewer.max_queries_in_flight); retry in a moment",
+                status=429,
+                kind="busy",
+            )
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _collect(
+        self, stream: Iterable[tuple[Any, ...]], cap: int
+    ) -> tuple[list[tuple[Any, ...]], str | None, int]:
+        """(rows, truncated_reason, cells cut): at most `cap` rows, cells cut to
+        max_cell_bytes, rows only while they fit max_result_bytes. Stops reading early."""
+        budget, max_cell = self.viewer.max_result_bytes, self.viewer.max_cell_bytes
+        rows: list[tuple[Any, ...]] = []
+        used = cut = 0
+        for row in stream:
+            if len(rows) == cap:
+                return rows, ROW_CAP, cut
+            fitted, size, row_cut = [], 0, 0
+            for value in row:
+                value, value_size, was_cut = fit_cell(value, max_cell)
+                fitted.append(value)
+                size += value_size
+                row_cut += was_cut
+            if used + size > budget:
+                return rows, MAX_RESULT_BYTES, cut
+            rows.append(tuple(fitted))
+            used += size
+            cut += row_cut
+        return rows, (MAX_CELL_BYTES if cut else None), cut
 
     @contextmanager
     def _connection(self, wait_s: float | None = None) -> Iterator[psycopg.Connection]:
@@ -193,19 +251,24 @@ class QueryRunner:
 
     def _fetch_statement(
         self, conn: psycopg.Connection, statement: Statement, cap: int
-    ) -> tuple[list[str], list[int], list[tuple[Any, ...]]]:
+    ) -> tuple[list[str], list[int], tuple[list[tuple[Any, ...]], str | None, int]]:
+        wrap = statement.keyword != "EXPLAIN"  # EXPLAIN output is small and cannot be wrapped
         text = statement.text
-        if statement.keyword != "EXPLAIN":  # EXPLAIN output is small and cannot be wrapped
+        if wrap:
             text = WRAP_PREFIX + text + WRAP_SUFFIX.format(limit=cap + 1)
         with conn.transaction(force_rollback=True):
             conn.execute(self._set_limits)
             with conn.cursor() as cursor:
-                # Pipeline mode always uses the extended protocol: one statement at most.
-                with conn.pipeline():
-                    cursor.execute(text.encode())
-                rows = cursor.fetchmany(cap + 1)
+                # stream() always uses the extended protocol: one statement at most.
+                with closing(cursor.stream(text.encode())) as stream:
+                    collected = self._collect(stream, cap)
+                if cursor.description is None and wrap:
+                    # No row came, so no columns either: LIMIT 0 describes without running.
+                    empty = WRAP_PREFIX + statement.text + WRAP_SUFFIX.format(limit=0)
+                    with conn.pipeline():
+                        cursor.execute(empty.encode())
                 description = cursor.description or []
-        return [c.name for c in description], [c.type_code for c in description], rows
+        return [c.name for c in description], [c.type_code for c in description], collected
 
     def _type_names(self, conn: psycopg.Connection, oids: list[int]) -> list[str]:
         names = {}

@@ -25,13 +25,20 @@ class QueryRequest(BaseModel):
 
 
 def result_json(result: QueryResult) -> dict[str, Any]:
-    """The API shape of a result: columns, rows, row_count, truncated, elapsed_ms."""
+    """The API shape of a result: columns, rows, row_count, truncated and why, elapsed_ms.
+
+    `truncated_reason` is null, "row_cap" (more rows than the limit), "max_result_bytes"
+    (the rows shown fill viewer.max_result_bytes) or "max_cell_bytes" (every row is there,
+    `cells_cut` cells were cut to viewer.max_cell_bytes and end with a "[cut: ...]" marker).
+    """
     return {
         "columns": result.columns,
         "column_types": result.column_types,
         "rows": json_rows(result.rows),
         "row_count": len(result.rows),
         "truncated": result.truncated,
+        "truncated_reason": result.truncated_reason,
+        "cells_cut": result.cells_cut,
         "elapsed_ms": result.elapsed_ms,
     }
 
@@ -43,7 +50,7 @@ def run_counted(runner: QueryRunner, text: str, limit: int | None) -> QueryResul
     except QueryFailed as exc:
         QUERIES.labels(exc.kind).inc()
         raise
-    QUERIES.labels("truncated" if result.truncated else "ok").inc()
+    QUERIES.labels(result.truncated_reason or "ok").inc()
     QUERY_SECONDS.observe(result.elapsed_ms / 1000)
     return result
 
@@ -60,7 +67,7 @@ def download_csv(
     runner: RunnerDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> StreamingResponse:
-    """The same query as CSV; `X-OpenPipe-Truncated: true` when the row cap cut it."""
+    """The same query as CSV; `X-OpenPipe-Truncated: true` (and why) when limits cut it."""
     result = run_counted(runner, sql, limit)
     return StreamingResponse(
         csv_lines(result.columns, result.rows),
@@ -68,6 +75,8 @@ def download_csv(
         headers={
             "Content-Disposition": 'attachment; filename="query.csv"',
             "X-OpenPipe-Truncated": "true" if result.truncated else "false",
+            "X-OpenPipe-Truncated-Reason": result.truncated_reason or "",
+            "X-OpenPipe-Cells-Cut": str(result.cells_cut),
             "X-OpenPipe-Row-Count": str(len(result.rows)),
         },
     )

@@ -57,6 +57,20 @@ function showError(err) {
   errorBox.hidden = false;
 }
 
+function truncationNote(result) {
+  const cells = result.cells_cut ? `; ${formatCount(result.cells_cut)} long cells cut` : "";
+  switch (result.truncated_reason) {
+    case "row_cap":
+      return ` — truncated at the ${formatCount(result.row_count)}-row cap${cells}`;
+    case "max_result_bytes":
+      return ` — truncated: the response size limit (viewer.max_result_bytes) was reached${cells}`;
+    case "max_cell_bytes":
+      return ` — ${formatCount(result.cells_cut)} long cells cut (viewer.max_cell_bytes)`;
+    default:
+      return result.truncated ? " — truncated" : "";
+  }
+}
+
 async function runQuery() {
   const sql = sqlBox.value.trim();
   if (!sql) return;
@@ -74,7 +88,7 @@ async function runQuery() {
     page = 0;
     remember(sql);
     statusLine.textContent = `${formatCount(result.row_count)} rows in ${result.elapsed_ms} ms` +
-      (result.truncated ? ` — truncated at the ${formatCount(result.row_count)}-row cap` : "");
+      truncationNote(result);
     statusLine.className = result.truncated ? "lag-some" : "muted";
     chartBox.hidden = !drawChart(document.getElementById("chart"), result.columns, result.column_types, result.rows);
     csvButton.disabled = false;

@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-from sql_viewer.encode import MAX_PREVIEW_BYTES, csv_lines, decode_message, json_value
+from sql_viewer.encode import MAX_PREVIEW_BYTES, csv_lines, decode_message, fit_cell, json_value
 from sql_viewer.guard import split_statements
 from sql_viewer.kafka_view import PartitionInfo
 from sql_viewer.routers.kafka import topic_summaries
@@ -105,3 +105,17 @@ def test_sink_lag_for_a_partition_without_stored_offset_counts_retained_messages
     (summary,) = topic_summaries(topics, [("s", "t", 1, 5)], ["t"])
     (sink,) = summary["sinks"]
     assert [(p["next_offset"], p["lag"]) for p in sink["partitions"]] == [(None, 60), (5, 0)]
+
+
+def test_fit_cell_keeps_short_cells_and_cuts_long_ones_with_a_marker():
+    assert fit_cell("abc", 256) == ("abc", 5, False)
+    assert fit_cell(42, 256) == (42, 24, False)
+    text, size, cut = fit_cell("é" * 1000, 256)  # 2000 bytes of UTF-8
+    assert cut and text.startswith("é" * 128) and "[cut: 2000 bytes of text" in text
+    assert size == len(text) + 2
+    raw, _, cut = fit_cell(b"\x01" * 1000, 256)
+    assert cut and raw.startswith("\\x" + "01" * 128 + "…") and "[cut: 1000 bytes" in raw
+    assert fit_cell(b"\x01\x02", 256) == (b"\x01\x02", 8, False)
+    doc, _, cut = fit_cell({"k": "v" * 1000}, 256)
+    assert cut and doc.startswith('{"k":"vvv') and "bytes of JSON" in doc
+    assert fit_cell({"k": 1}, 256) == ({"k": 1}, 7, False)
