@@ -82,7 +82,7 @@ FLINK_JOBMANAGER = Component(
     name="flink-jobmanager",
     process=flink.JOBMANAGER,
     url=lambda s: s.flink.rest_url,
-    port=lambda s: (_host(s), s.monitoring.flink_port, "OPENPIPE__MONITORING__FLINK_PORT"),
+    port=lambda s: (_host(s), s.flink.rest_port, "OPENPIPE__FLINK__REST_URL"),
     ready=flink.jobmanager_ready,
     start=_start_jobmanager,
     local=lambda s: s.flink.manage_local,
@@ -93,7 +93,7 @@ FLINK_TASKMANAGER = Component(
     url=lambda s: f"{s.flink.rest_url}/#/task-manager",
     port=lambda s: (_host(s), 0, ""),
     ready=flink.ready,
-    start=lambda s: (flink.prepare(s), flink.start_taskmanager()),
+    start=lambda s: (flink.prepare(s), flink.start_taskmanagers(s)),
     local=lambda s: s.flink.manage_local,
 )
 DAGSTER_WEBSERVER = Component(
@@ -138,7 +138,10 @@ ALL: tuple[Component, ...] = (
 )
 
 # Processes that Dagster launches (not the CLI) but that `down` must also stop.
-SUPERVISED = (ManagedProcess("simulator", home=STATE_DIR / "simulator"),)
+SUPERVISED = (
+    ManagedProcess("simulator", home=STATE_DIR / "simulator"),
+    *flink.EXTRA_TASKMANAGERS,  # the first TaskManager is FLINK_TASKMANAGER's process
+)
 
 
 def by_name(name: str) -> Component:

@@ -1,4 +1,8 @@
-"""Flink: a standalone JobManager + TaskManager from the PyFlink distribution, conf under .openpipe/flink."""
+"""Flink: a standalone JobManager + `flink.taskmanagers` TaskManagers from the PyFlink distribution.
+
+Conf under .openpipe/flink/conf; the cluster, not the job, says where checkpoints and
+savepoints go (.openpipe/flink/checkpoints and savepoints).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ CHECKPOINT_DIR = FLINK_STATE / "checkpoints"
 SAVEPOINT_DIR = FLINK_STATE / "savepoints"
 JOBMANAGER = ManagedProcess("flink-jobmanager")
 TASKMANAGER = ManagedProcess("flink-taskmanager")
+#: TaskManagers 2..8 (`flink.taskmanagers` allows up to 8); `down` stops whichever run.
+EXTRA_TASKMANAGERS = tuple(ManagedProcess(f"flink-taskmanager-{i}") for i in range(2, 9))
 
 
 def flink_home() -> Path:
@@ -52,9 +58,11 @@ def render_config(settings: Settings) -> dict:
             "host": host,
             "numberOfTaskSlots": f.task_slots,
             "memory": {"process": {"size": f"{f.taskmanager_memory_mb}m"}},
+            # A job's slots spread over all TaskManagers, so losing one loses only its share.
+            "load-balance": {"mode": "SLOTS"},
         },
         "parallelism": {"default": f.parallelism},
-        "rest": {"address": host, "bind-address": host, "port": settings.monitoring.flink_port},
+        "rest": {"address": host, "bind-address": host, "port": settings.flink.rest_port},
         "state": {"backend": {"type": "hashmap"}},
         "execution": {
             "checkpointing": {
@@ -99,10 +107,23 @@ def start_jobmanager() -> None:
     JOBMANAGER.start([str(flink_home() / "bin" / "jobmanager.sh"), "start-foreground"], env=_env())
 
 
-def start_taskmanager() -> None:
-    TASKMANAGER.start(
+def taskmanager_process(index: int = 1) -> ManagedProcess:
+    """The n-th local TaskManager (1-based)."""
+    return TASKMANAGER if index == 1 else EXTRA_TASKMANAGERS[index - 2]
+
+
+def start_taskmanager(index: int = 1) -> None:
+    """Start one TaskManager; each is its own JVM with `flink.task_slots` slots."""
+    taskmanager_process(index).start(
         [str(flink_home() / "bin" / "taskmanager.sh"), "start-foreground"], env=_env()
     )
+
+
+def start_taskmanagers(settings: Settings) -> None:
+    """Start the configured number of TaskManagers that are not running yet."""
+    for index in range(1, settings.flink.taskmanagers + 1):
+        if not taskmanager_process(index).running():
+            start_taskmanager(index)
 
 
 def overview(settings: Settings) -> dict:
@@ -124,8 +145,9 @@ def ready(settings: Settings) -> tuple[bool, str]:
         info = overview(settings)
     except httpx.HTTPError as exc:
         return False, f"REST API at {settings.flink.rest_url} not answering ({type(exc).__name__})"
-    if info.get("taskmanagers", 0) < 1:
-        return False, "no TaskManager registered yet"
+    wanted = settings.flink.taskmanagers if settings.flink.manage_local else 1
+    if info.get("taskmanagers", 0) < wanted:
+        return False, f"{info.get('taskmanagers', 0)} of {wanted} TaskManager(s) registered"
     return True, (
         f"{info['taskmanagers']} TaskManager(s), {info['slots-available']}/{info['slots-total']} "
         f"slots free, {info.get('jobs-running', 0)} job(s) running"
