@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.integration
 START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 
 
-def simulated(topic: str, seconds: int = 30) -> list[dict]:
-    """The simulator's events for one topic (dry run: no Kafka), with fault headers."""
+@functools.cache
+def _simulation(seconds: int) -> tuple[dict, ...]:
+    """The simulator's events of every topic (dry run: no Kafka), with fault headers."""
     window = ["--start", START.strftime("%Y-%m-%dT%H:%M:%SZ"), "--duration", str(seconds)]
     out = subprocess.run(
         [sys.executable, "-m", "simulator", "--seed", "5", "--dry-run", *window],
@@ -28,7 +30,12 @@ def simulated(topic: str, seconds: int = 30) -> list[dict]:
         check=True,
         timeout=300,
     ).stdout
-    return [line for line in map(orjson.loads, out.splitlines()) if line["topic"] == topic]
+    return tuple(map(orjson.loads, out.splitlines()))
+
+
+def simulated(topic: str, seconds: int = 30) -> list[dict]:
+    """One topic's simulated events (one simulator run serves every test)."""
+    return [line for line in _simulation(seconds) if line["topic"] == topic]
 
 
 def chunks_holding(conn, table: str, column: str, topic: str) -> set[str]:
