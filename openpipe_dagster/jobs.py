@@ -41,17 +41,25 @@ alert_report_job = dg.define_asset_job(
 
 
 def sink_job(spec: SinkSpec, settings: Settings) -> UnresolvedAssetJobDefinition:
-    """The job a lag sensor launches: just this sink's asset, with run retries."""
+    """The job a lag sensor launches: a session of just this sink's asset.
+
+    No run retries: the lag sensor starts the next session itself (a retry on top would
+    queue a second session behind the sensor's). Op retries still cover transient errors.
+    """
     return dg.define_asset_job(
         name=f"{spec.table}_sink_job",
         selection=[spec.table],
-        tags={
-            SINK_TAG: spec.table,
-            **WORKLOAD_TAGS,
-            "dagster/max_retries": str(settings.dagster.run_retries),
-        },
-        description=f"Drain {spec.topic_key} into {spec.table} (one micro-batch).",
+        tags={SINK_TAG: spec.table, **WORKLOAD_TAGS},
+        description=(
+            f"Drain {spec.topic_key} into {spec.table}: a session of micro-batches "
+            f"(pipeline.session_seconds, {settings.pipeline.session_seconds:.0f} s here)."
+        ),
     )
+
+
+def catch_up_config(tables) -> dict:
+    """Run config that makes each sink asset drain to the high watermarks and end."""
+    return {"ops": {table: {"config": {"catch_up": True}} for table in tables}}
 
 
 def build_jobs(
@@ -69,7 +77,11 @@ def build_jobs(
             name="sinks_safety_net_job",
             selection=[*SINKS, "dead_letters"],
             tags={**retries, **WORKLOAD_TAGS},
-            description="Drains every sink once, in case a sensor missed lag (e.g. daemon restart).",
+            config=catch_up_config(SINKS),
+            description=(
+                "Drains sinks up to their high watermarks once and ends, in case a sensor "
+                "missed lag (e.g. daemon restart); sinks with a session in flight are skipped."
+            ),
         ),
         dg.define_asset_job(
             name="partition_maintenance_job", selection=["table_partitions"], tags=retries

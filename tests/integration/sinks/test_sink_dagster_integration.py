@@ -1,7 +1,9 @@
 """Integration: the lag sensor and the sink asset against the real Kafka and Postgres."""
 
 import random
+import threading
 import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -11,8 +13,9 @@ from openpipe.config import DEFAULT_CONFIG_PATH
 from openpipe.sinks import SINKS
 from openpipe.sinks.samples import encode, wearable_event
 from openpipe_dagster.assets.sinks import build_sink_assets
-from openpipe_dagster.resources import KafkaResource, PostgresResource, SettingsResource
 from openpipe_dagster.jobs import sink_job
+from openpipe_dagster.resources import KafkaResource, PostgresResource, SettingsResource
+from openpipe_dagster.runs import SHARD_TAG, SINK_TAG
 from openpipe_dagster.sensors.sinks import build_sink_sensor
 
 pytestmark = pytest.mark.integration
@@ -36,7 +39,7 @@ def resources(settings, make_topic, tmp_path):
     }
 
 
-def test_sensor_requests_a_run_on_lag_and_the_asset_drains_it(settings, resources, produce):
+def test_sensor_requests_a_session_on_lag_and_the_asset_drains_it(settings, resources, produce):
     topic, res = resources
     now = int(time.time() * 1000)
     rng = random.Random(4)
@@ -47,21 +50,93 @@ def test_sensor_requests_a_run_on_lag_and_the_asset_drains_it(settings, resource
         with dg.build_sensor_context(instance=instance, resources=res) as context:
             tick = sensor(context)
         (request,) = tick.run_requests
-        assert request.run_key.startswith("wearable_readings-")
+        assert request.run_key.startswith("wearable_readings-s0-")
+        assert request.tags[SHARD_TAG] == "0"
         with dg.build_sensor_context(instance=instance, resources=res, cursor=tick.cursor) as ctx:
             again = sensor(ctx)
-        assert isinstance(again, dg.SkipReason), "same offsets, same key: no second run"
+        (same,) = again.run_requests
+        assert same.run_key == request.run_key, "same offsets, same key: Dagster runs it once"
 
         result = dg.materialize(
-            [build_sink_assets(settings)["wearable_readings"]], resources=res, instance=instance
+            [build_sink_assets(settings)["wearable_readings"]],
+            resources=res,
+            instance=instance,
+            run_config={"ops": {"wearable_readings": {"config": {"session_seconds": 3}}}},
         )
         assert result.success
-        (event,) = result.get_asset_materialization_events()
+        (event,) = result.get_asset_materialization_events()  # a short session: the final one
         metadata = event.materialization.metadata
         assert metadata["rows_written"].value == 40
+        assert metadata["session_rows_written"].value == 40
         assert metadata["lag_after"].value == 0
         assert metadata["storage"].value in {"native", "timescaledb"}
+        assert 0 <= metadata["freshness_p95_s"].value < 600
 
         with dg.build_sensor_context(instance=instance, resources=res) as context:
             caught_up = sensor(context)
         assert isinstance(caught_up, dg.SkipReason) or not caught_up.run_requests
+
+
+def test_sensor_skips_without_connecting_while_a_session_runs(settings):
+    """An in-flight session per shard: one run-storage query, no Kafka, no PostgreSQL."""
+    spec = SINKS["wearable_readings"]
+    sensor = build_sink_sensor(spec, sink_job(spec, settings), settings)
+    unreachable = {
+        "settings_resource": SettingsResource(),
+        "kafka": KafkaResource(bootstrap_servers="127.0.0.1:1"),
+        "postgres": PostgresResource(host="127.0.0.1", port=1, dbname="x", user="x", password="x"),
+    }
+    with dg.instance_for_test() as instance:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="wearable_readings_sink_job",
+                tags={SINK_TAG: spec.table, SHARD_TAG: "0"},
+                status=dg.DagsterRunStatus.STARTED,
+            )
+        )
+        started = time.monotonic()
+        with dg.build_sensor_context(instance=instance, resources=unreachable) as context:
+            tick = sensor(context)
+        assert isinstance(tick, dg.SkipReason), tick
+        assert "in flight" in tick.skip_message
+        assert time.monotonic() - started < 5
+
+
+def test_interval_materializations_are_logged_only_for_intervals_that_wrote(
+    settings, resources, produce, tmp_path
+):
+    """1 s intervals over an 8 s session with two bursts: one per interval that wrote."""
+    topic, res = resources
+    spec = SINKS["wearable_readings"]
+    rng = random.Random(7)
+    asset = build_sink_assets(settings)["wearable_readings"]
+    raw = yaml.safe_load(Path(res["settings_resource"].config_path).read_text())
+    raw["pipeline"]["materialization_interval_s"] = 1
+    config = tmp_path / "one_second_intervals.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    res = {**res, "settings_resource": SettingsResource(config_path=str(config))}
+
+    def produce_twice() -> None:
+        for _ in range(2):
+            now = int(time.time() * 1000)
+            produce(topic, [(b"k", encode(wearable_event(rng, now)), None) for _ in range(25)], now)
+            time.sleep(2.5)
+
+    producer = threading.Thread(target=produce_twice)
+    with dg.instance_for_test() as instance:
+        producer.start()
+        result = dg.materialize(
+            [asset],
+            resources=res,
+            instance=instance,
+            run_config={"ops": {spec.table: {"config": {"session_seconds": 8}}}},
+        )
+        producer.join()
+    assert result.success
+    events = result.get_asset_materialization_events()
+    intervals = [e.materialization.metadata for e in events[:-1]]
+    final = events[-1].materialization.metadata
+    assert final["session_rows_written"].value == 50
+    assert 2 <= len(intervals) <= 4, "one per 1 s interval with rows, of ~8 intervals"
+    assert all(m["rows_written"].value > 0 for m in intervals), "no materialization when idle"
+    assert sum(m["rows_written"].value for m in intervals) + final["rows_written"].value == 50
