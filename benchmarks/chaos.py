@@ -357,10 +357,18 @@ def main() -> int:
         if not settled:
             notes.append(f"the pipeline had not caught up after {args.settle_timeout:g} s")
         ends.update(flink_ends)
-    finally:
+    except BaseException:
+        say("the run was interrupted; putting the simulator back and running openpipe up")
         watch.stop()
         traffic.restore()
+        stack.openpipe_up(up_log)
+        raise
+    watch.stop()
+    traffic.restore()
     notes.append(f"simulator device counts re-applied {traffic.reapplied} time(s) after restarts")
+    marked = [line for line in up_log.read_text().splitlines() if "marked" in line]
+    if marked:
+        notes.append("openpipe up after faults: " + "; ".join(m.split("] ", 1)[-1] for m in marked))
     notes += stack_notes(settings, began)
     say("taking the account")
     raw, upserts = [], []
