@@ -26,7 +26,7 @@ def test_kafka_properties_follow_settings():
 def test_flink_config_is_loopback_with_configured_slots_and_state_dirs():
     settings = load_settings(environ={"OPENPIPE__FLINK__TASK_SLOTS": "4"})
     conf = flink.render_config(settings)
-    assert conf["rest"]["port"] == settings.monitoring.flink_port
+    assert conf["rest"]["port"] == settings.flink.rest_port
     assert conf["rest"]["bind-address"] == "127.0.0.1"
     assert conf["taskmanager"]["numberOfTaskSlots"] == 4
     assert conf["execution"]["checkpointing"]["dir"].endswith(".openpipe/flink/checkpoints")
