@@ -257,7 +257,7 @@ def _lone_surrogate(value: Any) -> str | None:
             for key, child in node.items():
                 label = key if where == "value" else f"{where}.{key}"
                 if not _encodes(key):
-                    return f"a key of {where}"
+                    return "a field name" if where == "value" else f"a field name in {where}"
                 stack.append((child, label))
         elif isinstance(node, list):
             stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
