@@ -57,7 +57,11 @@ def render_config(settings: Settings) -> dict:
             "bind-host": host,
             "host": host,
             "numberOfTaskSlots": f.task_slots,
-            "memory": {"process": {"size": f"{f.taskmanager_memory_mb}m"}},
+            "memory": {
+                "process": {"size": f"{f.taskmanager_memory_mb}m"},
+                # Managed memory serves RocksDB only; with heap state the heap needs it.
+                "managed": {"fraction": 0.4 if f.state_backend == "rocksdb" else 0.1},
+            },
             # A job's slots spread over all TaskManagers, so losing one loses only its share.
             "load-balance": {"mode": "SLOTS"},
         },

@@ -44,8 +44,8 @@ def _require_cluster(settings: Settings) -> None:
         pytest.fail(f"Flink REST at {settings.flink.rest_url} is not up ({exc}); run `make up`")
 
 
-@pytest.fixture(scope="module")
-def isolated_job(tmp_path_factory) -> Iterator[IsolatedJob]:
+def isolated_job_instance(tmp_path_factory) -> Iterator[IsolatedJob]:
+    """Deploy the job under its own name and topics; cancel it and drop them afterwards."""
     suffix = uuid.uuid4().hex[:8]
     names = {
         "wearables": f"itest-flink-wearables-{suffix}",
@@ -80,6 +80,11 @@ def isolated_job(tmp_path_factory) -> Iterator[IsolatedJob]:
                 service.cancel(job.job_id)
             for future in admin.delete_topics(list(names.values())).values():
                 future.result()
+
+
+@pytest.fixture(scope="module")
+def isolated_job(tmp_path_factory) -> Iterator[IsolatedJob]:
+    yield from isolated_job_instance(tmp_path_factory)
 
 
 def produce(settings: Settings, messages: list[tuple[int, str, bytes | None, int]]) -> None:

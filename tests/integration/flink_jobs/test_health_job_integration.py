@@ -9,11 +9,19 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import httpx
-import orjson
 import pytest
 from conftest import consume_until, produce
+from crafted import (
+    BASE_MS,
+    completed_checkpoints,
+    expected_rows,
+    flush,
+    output_rows,
+    output_topics,
+    rounded,
+    stream,
+)
 
-from flink_jobs.reference import expected_outputs, wearable_event
 from openpipe import kafka
 from openpipe.config import load_settings
 from openpipe.sinks import SINKS
@@ -25,91 +33,20 @@ from openpipe_dagster.sensors.flink import flink_health_job_supervisor
 
 pytestmark = pytest.mark.integration
 
-TEN_MIN = 600_000
-#: Far enough back that the stream plus its flush event stays behind the broker's clock.
-BASE_MS = (int(time.time() * 1000) // TEN_MIN) * TEN_MIN - 3 * 3_600_000
-METRIC_FIELDS = ("metrics_1min", "metrics_10min")
-
-
-def _stream(prefix: str, base_ms: int, partitions: int) -> list[tuple[int, str, bytes | None, int]]:
-    """Readings of 6 devices over 12 minutes, in time order per partition, with faults."""
-    messages = []
-    for d in range(6):
-        device = f"{prefix}-d{d}"
-        partition = d % partitions
-        for i in range(72):  # heart rate every 10 s
-            t = base_ms + i * 10_000
-            event = wearable_event(device, "heart_rate", t, heart_rate_bpm=88 + d * 4 + (i % 5))
-            messages.append((partition, device, orjson.dumps(event), t))
-            if i % 17 == 0:  # a duplicate, re-sent a little later
-                messages.append((partition, device, orjson.dumps(event), t + 3_000))
-            if i % 23 == 0:  # an out-of-range reading in the same window
-                bad = wearable_event(device, "heart_rate", t + 1_000, heart_rate_bpm=400)
-                messages.append((partition, device, orjson.dumps(bad), t + 1_000))
-        for i in range(24):  # blood pressure every 30 s
-            t = base_ms + i * 30_000 + 5_000
-            event = wearable_event(
-                device, "blood_pressure", t, systolic_mmhg=128 + d * 3, diastolic_mmhg=82 + d * 2
-            )
-            messages.append((partition, device, orjson.dumps(event), t))
-        for i in range(5):  # glucose every 150 s
-            t = base_ms + i * 150_000 + 7_000
-            event = wearable_event(device, "blood_sugar", t, glucose_mg_dl=150 + d * 10 + i)
-            messages.append((partition, device, orjson.dumps(event), t))
-    messages.sort(key=lambda m: m[3])
-    return messages
-
-
-def _flush(prefix: str, at_ms: int, partitions: int) -> list[tuple[int, str, bytes | None, int]]:
-    """One invalid reading per partition far ahead: moves every partition's watermark on."""
-    event = wearable_event(f"{prefix}-flush", "heart_rate", at_ms, heart_rate_bpm=999)
-    return [(p, f"{prefix}-flush", orjson.dumps(event), at_ms) for p in range(partitions)]
-
-
-def _rows(records: list[tuple[str, dict]], job, prefix: str) -> dict[str, list[tuple]]:
-    topics = job.settings.kafka.topics
-    names = {
-        topics.health_metrics_1min: "metrics_1min",
-        topics.health_metrics_10min: "metrics_10min",
-        topics.health_alerts: "alerts",
-    }
-    out: dict[str, list[tuple]] = {"metrics_1min": [], "metrics_10min": [], "alerts": []}
-    for topic, record in records:
-        if record["device_id"].startswith(prefix):
-            out[names[topic]].append(tuple(record.values()))
-    return out
-
-
-def _rounded(rows) -> list[tuple]:
-    return sorted(tuple(round(v, 6) if isinstance(v, float) else v for v in r) for r in rows)
-
-
-def _expected(job, messages, prefix):
-    expected = expected_outputs(job.settings, [(v, ts) for _, _, v, ts in messages])
-    return {
-        k: _rounded(r for r in rows if r[3 if k == "alerts" else 2].startswith(prefix))
-        for k, rows in expected.items()
-    }
-
-
-def _output_topics(job) -> list[str]:
-    t = job.settings.kafka.topics
-    return [t.health_metrics_1min, t.health_metrics_10min, t.health_alerts]
-
 
 def test_crafted_stream_gives_exact_windows_and_alerts_in_kafka_and_postgres(isolated_job, connect):
     job, prefix = isolated_job, f"itest-{isolated_job.suffix}-exact"
     partitions = job.settings.kafka.partitions
-    messages = _stream(prefix, BASE_MS, partitions)
+    messages = stream(prefix, BASE_MS, partitions)
     assert {p for p, *_ in messages} == set(range(partitions))
-    produce(job.settings, messages + _flush(prefix, BASE_MS + 3_600_000, partitions))
-    expected = _expected(job, messages, prefix)
+    produce(job.settings, messages + flush(prefix, BASE_MS + 3_600_000, partitions))
+    expected = expected_rows(job, messages, prefix)
     total = sum(len(rows) for rows in expected.values())
     assert expected["alerts"] and expected["metrics_10min"]
 
-    got = _rows(consume_until(_output_topics(job), prefix, total, timeout_s=120), job, prefix)
+    got = output_rows(consume_until(output_topics(job), prefix, total, timeout_s=120), job, prefix)
     for name in expected:
-        assert _rounded(got[name]) == expected[name], name  # exact, and no duplicates
+        assert rounded(got[name]) == expected[name], name  # exact, and no duplicates
 
     tables = {
         "metrics_1min": "health_metrics_1min",
@@ -151,16 +88,12 @@ def test_crafted_stream_gives_exact_windows_and_alerts_in_kafka_and_postgres(iso
                 )
                 for row in rows
             ]
-            assert _rounded(as_text) == expected[name], table
+            assert rounded(as_text) == expected[name], table
     finally:
         with connect() as conn:
             for table in tables.values():
                 conn.execute(f"DELETE FROM {table} WHERE device_id LIKE %s", (f"{prefix}-%",))
             conn.execute("DELETE FROM sink_offsets WHERE sink = ANY(%s)", (sinks,))
-
-
-def _completed_checkpoints(service: FlinkService, job_id: str) -> int:
-    return service._get(f"/jobs/{job_id}/checkpoints")["counts"]["completed"]
 
 
 # Deselected from `make test` (run it with `make test-daemon`): alone it passes (45-52 s),
@@ -197,27 +130,27 @@ def test_taskmanager_killed_mid_stream_recovers_exactly(isolated_job):
     job, prefix = isolated_job, f"itest-{isolated_job.suffix}-recovery"
     partitions = job.settings.kafka.partitions
     base = BASE_MS + 2 * 3_600_000  # after the first test's flush: nothing here is late
-    messages = _stream(prefix, base, partitions)
+    messages = stream(prefix, base, partitions)
     half = len(messages) // 2
     running = job.service.status()
     produce(job.settings, messages[:half])
-    before = _completed_checkpoints(job.service, running.job_id)
+    before = completed_checkpoints(job.service, running.job_id)
     deadline = time.monotonic() + 60
-    while _completed_checkpoints(job.service, running.job_id) < before + 2:
+    while completed_checkpoints(job.service, running.job_id) < before + 2:
         assert time.monotonic() < deadline, "no checkpoint completed within 60 s"
         time.sleep(1)
     pid = stack_flink.TASKMANAGER.pid()
     assert pid, "the stack's TaskManager is not running"
     os.kill(pid, signal.SIGKILL)
-    produce(job.settings, messages[half:] + _flush(prefix, base + 3_600_000, partitions))
+    produce(job.settings, messages[half:] + flush(prefix, base + 3_600_000, partitions))
     time.sleep(5)
     if not stack_flink.TASKMANAGER.running():
         stack_flink.start_taskmanager()
-    expected = _expected(job, messages, prefix)
+    expected = expected_rows(job, messages, prefix)
     total = sum(len(rows) for rows in expected.values())
-    got = _rows(consume_until(_output_topics(job), prefix, total, timeout_s=240), job, prefix)
+    got = output_rows(consume_until(output_topics(job), prefix, total, timeout_s=240), job, prefix)
     for name in expected:
-        assert _rounded(got[name]) == expected[name], name
+        assert rounded(got[name]) == expected[name], name
     assert job.service.status().job_id == running.job_id  # recovered in place, not redeployed
 
 
