@@ -77,9 +77,11 @@ def up(settings: Settings) -> None:
     progress = Progress()
     c = components
     postgres.check_timescaledb(settings)
-    for component in (c.POSTGRES, c.KAFKA, c.FLINK_JOBMANAGER):
-        if component is not c.POSTGRES and not c.KAFKA.process.running():
-            progress.say("checking JVM jars (Maven downloads them on the first run)")
+    jvm = [x for x in (c.KAFKA, c.FLINK_JOBMANAGER) if x.local(settings)]
+    _launch(c.POSTGRES, settings, progress)
+    if any(not x.process.running() for x in jvm):
+        progress.say("checking JVM jars (Maven downloads them on the first run)")
+    for component in (c.KAFKA, c.FLINK_JOBMANAGER):
         _launch(component, settings, progress)
     if settings.database.manage_local:
         wait_until(
@@ -162,7 +164,7 @@ def status(settings: Settings) -> bool:
         ("simulator", services.simulator(settings, simulator.pid())),
         ("flink-job", services.flink_job(settings)),
     ):
-        rows.append((name, state, "", f"{detail} (supervised by Dagster)"))
+        rows.append((name, state, "", detail))
     width = max(len(r[2]) for r in rows)
     for name, state, url, detail in rows:
         print(f"{name:<18} {state:<9} {url:<{width}}  {detail}")

@@ -37,7 +37,9 @@ def flink_job_state(jobs: list[dict], job_name: str) -> tuple[str, str]:
     for job in running:
         tasks = job.get("tasks", {})
         if tasks.get("running", 0) == tasks.get("total", 0):
-            return DEPLOYED, f"job {job['jid'][:8]} RUNNING, {tasks.get('total', 0)} tasks"
+            return DEPLOYED, (
+                f"job {job['jid'][:8]} RUNNING, {tasks.get('total', 0)} tasks, supervised by Dagster"
+            )
     starting = running + [j for j in ours if j.get("state") in _FLINK_STARTING]
     if starting:
         job = starting[0]
@@ -75,7 +77,7 @@ def simulator(settings: Settings, pid: int | None) -> tuple[str, str]:
         except httpx.HTTPError:
             ok = False
         state = DEPLOYED if ok else DEPLOYING
-        detail = f"pid {pid}, " + ("ready" if ok else "not ready yet")
+        detail = f"pid {pid}, " + ("ready" if ok else "not ready yet") + ", supervised by Dagster"
     return _with_deploy_run(settings, "simulator_service", state, detail)
 
 

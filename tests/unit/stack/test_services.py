@@ -17,7 +17,7 @@ def _job(state, running=6, total=6, jid="0e81e6fc268796e8"):
 def test_running_job_with_every_task_running_is_deployed():
     state, detail = flink_job_state([_job("CANCELED", jid="aaaaaaaa"), _job("RUNNING")], NAME)
     assert state == DEPLOYED
-    assert detail == "job 0e81e6fc RUNNING, 6 tasks"
+    assert detail == "job 0e81e6fc RUNNING, 6 tasks, supervised by Dagster"
 
 
 def test_running_job_with_tasks_still_starting_is_deploying():
