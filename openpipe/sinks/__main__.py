@@ -1,4 +1,5 @@
-"""CLI: `python -m openpipe.sinks migrate | maintain | drain <sink> [--topic T]` (prints JSON)."""
+"""CLI: `python -m openpipe.sinks migrate | maintain | drain <sink> [--topic T] |
+reset-offsets <sink> --to earliest|latest|stored-max [--dry-run]` (drain prints JSON)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import json
 import logging
 import sys
 
-from openpipe.storage import db
 from openpipe.config import load_settings
 from openpipe.kafka import make_consumer
 from openpipe.sinks.drain import drain_topic
-from openpipe.storage.schema import apply_migrations, maintain_partitions
+from openpipe.sinks.offsets import add_reset_parser, reset_command
 from openpipe.sinks.specs import SINKS
+from openpipe.storage import db
+from openpipe.storage.schema import apply_migrations, maintain_partitions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     drain.add_argument("--max-messages", type=int)
     drain.add_argument("--max-seconds", type=float)
     drain.add_argument("--until-empty", action="store_true", help="repeat until lag is 0")
+    add_reset_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
@@ -35,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     def connect():
         return db.connect(settings, application_name="openpipe-sink-cli", autocommit=True)
 
+    if args.command == "reset-offsets":
+        return reset_command(settings, args)
     if args.command == "migrate":
         with connect() as conn:
             report = apply_migrations(conn, settings)
