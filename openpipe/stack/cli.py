@@ -12,9 +12,18 @@ import psycopg
 from confluent_kafka import KafkaException
 
 from openpipe.config import ConfigError, Settings, load_settings
+from openpipe.sinks.offsets import add_reset_parser, reset_command
 from openpipe.stack import components, dagster, kafka, postgres, services
 from openpipe.stack.components import Component
-from openpipe.stack.process import STATE_DIR, StackError, require_free_port, wait_until
+from openpipe.stack.process import (
+    STATE_DIR,
+    StackError,
+    command_line,
+    listening_pids,
+    require_free_port,
+    stop_pid,
+    wait_until,
+)
 
 
 class Progress:
@@ -133,10 +142,22 @@ def _migrate(settings: Settings, progress: Progress) -> None:
 
 
 def down(purge: bool) -> None:
-    """Stop every process we started (whole process groups); keep the data unless purge."""
-    for process in (*components.SUPERVISED, *(c.process for c in reversed(components.ALL))):
+    """Stop every process we started (whole process groups); keep the data unless purge.
+
+    The Dagster daemon goes first, with its run workers (sink sessions end after their
+    transaction in flight), so nothing it supervises is relaunched during the stop; then
+    the webserver, the processes Dagster launched, and the rest in reverse start order.
+    A simulator whose launching run was cut short before it wrote its pid file is found
+    by the port it holds.
+    """
+    first = (components.DAGSTER_DAEMON.process, components.DAGSTER_WEBSERVER.process)
+    rest = [c.process for c in reversed(components.ALL) if c.process not in first]
+    for process in (*first, *components.SUPERVISED, *rest):
         if process.stop():
             print(f"stopped {process.name}", flush=True)
+    for pid in _stray_simulators():
+        stop_pid(pid)
+        print(f"stopped a simulator (pid {pid}) that held its port without a pid file", flush=True)
     if purge:
         outside = postgres.external_dir()
         if outside is not None:
@@ -145,6 +166,19 @@ def down(purge: bool) -> None:
         if STATE_DIR.exists():
             shutil.rmtree(STATE_DIR)
             print(f"deleted {STATE_DIR}")
+
+
+def _stray_simulators() -> list[int]:
+    """Our simulator processes still listening on the simulator port."""
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return []
+    return [
+        pid
+        for pid in listening_pids(settings.monitoring.simulator_port)
+        if "-m simulator" in command_line(pid) and pid != os.getpid()
+    ]
 
 
 def status(settings: Settings) -> bool:
@@ -236,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         "dagster", help="run the dagster CLI against this stack's instance (e.g. backfills)"
     )
     dagster_parser.add_argument("args", nargs=argparse.REMAINDER)
+    sinks_parser = sub.add_parser("sinks", help="sink maintenance (reset-offsets)")
+    add_reset_parser(sinks_parser.add_subparsers(dest="sinks_command", required=True))
     kafka_parser = sub.add_parser("kafka", help="look at Kafka topics from the shell")
     kafka_sub = kafka_parser.add_subparsers(dest="kafka_command", required=True)
     tail_parser = kafka_sub.add_parser(
@@ -268,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "dagster":
             run_dagster(settings, args.args)
+        if args.command == "sinks":
+            return reset_command(settings, args)
         if args.command == "kafka":
             return kafka_command(settings, args)
         return 0 if status(settings) else 1
