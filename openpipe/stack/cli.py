@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException
 
 from openpipe.config import ConfigError, Settings, load_settings
 from openpipe.sinks.offsets import add_reset_parser, reset_command
-from openpipe.stack import components, dagster, kafka, postgres, services
+from openpipe.stack import components, dagster, jars, kafka, postgres, services
 from openpipe.stack.components import Component
 from openpipe.stack.process import (
     STATE_DIR,
@@ -86,10 +86,11 @@ def up(settings: Settings) -> None:
     progress = Progress()
     c = components
     postgres.check_timescaledb(settings)
-    jvm = [x for x in (c.KAFKA, c.FLINK_JOBMANAGER) if x.local(settings)]
     _launch(c.POSTGRES, settings, progress)
-    if any(not x.process.running() for x in jvm):
-        progress.say("checking JVM jars (Maven downloads them on the first run)")
+    if not jars.up_to_date():
+        progress.say("fetching JVM jars with Maven (first run)")
+    # Also with external Kafka and Flink: deploying the Flink job sends the connector jar.
+    jars.fetch()
     for component in (c.KAFKA, c.FLINK_JOBMANAGER):
         _launch(component, settings, progress)
     if settings.database.manage_local:

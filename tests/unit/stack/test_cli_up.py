@@ -26,6 +26,8 @@ def steps(monkeypatch):
         ),
     )
     monkeypatch.setattr(cli.dagster, "fail_orphaned_runs", lambda s: 0)
+    monkeypatch.setattr(cli.jars, "up_to_date", lambda: True)
+    monkeypatch.setattr(cli.jars, "fetch", lambda: done.append("jars"))
     monkeypatch.setattr(cli.postgres, "check_timescaledb", lambda s: done.append("check tsdb"))
     monkeypatch.setattr(cli.postgres, "bootstrap", lambda s: done.append("bootstrap"))
     monkeypatch.setattr(cli.postgres, "preload_note", lambda s: None)
@@ -42,6 +44,11 @@ def test_external_kafka_still_gets_the_configured_topics(steps, capsys):
     cli.up(settings)
     assert "topics on broker1:9092" in steps
     assert steps.index("wait kafka") < steps.index("topics on broker1:9092")
+
+
+def test_external_kafka_and_flink_still_get_the_connector_jar(steps):
+    cli.up(_settings(KAFKA__MANAGE_LOCAL="false", FLINK__MANAGE_LOCAL="false"))
+    assert "jars" in steps  # the Flink job deploy sends it to the external cluster
 
 
 def test_up_migrates_before_it_says_the_stack_is_up(steps, capsys):
