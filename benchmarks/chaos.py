@@ -256,6 +256,7 @@ def wait_settled(
                 "settling: lag "
                 + ", ".join(f"{k} {v:,}" for k, v in behind.items() if v)
                 + f", flink {flink if flink is not None else '?'}"
+                + _failing_sensors_text(settings)
             )
         time.sleep(3)
     if flink_marks is None:
@@ -265,6 +266,17 @@ def wait_settled(
         finally:
             consumer.close()
     return False, flink_marks
+
+
+def _failing_sensors_text(settings: Settings) -> str:
+    try:
+        failing = stack.failing_sensors(settings)
+    except Exception as exc:  # the webserver may be down or busy; the line says so
+        return f"; sensors unknown ({type(exc).__name__})"
+    if not failing:
+        return ""
+    errors = sorted({error for _, error in failing})
+    return f"; {len(failing)} sensor(s) failing ({'; '.join(errors)[:160]})"
 
 
 def _stack_up(up_log: Path) -> None:
@@ -415,6 +427,8 @@ def stack_notes(settings: Settings, since: datetime) -> list[str]:
             "Dagster runs created during the run, by status: "
             + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
         )
+        for name, error in stack.failing_sensors(settings):
+            notes.append(f"sensor {name}: latest tick FAILED: {error}")
         orphans = stack.runs_without_worker(settings)
         if orphans:
             notes.append(

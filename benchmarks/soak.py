@@ -298,6 +298,13 @@ def main() -> int:
         f"(max id); table {samples[-1].event_log_mb or 0:.1f} MiB",
         f"samples: {len(samples)} every {args.interval:g} s; raw figures in {png.with_suffix('.json').name}",
     ]
+    try:
+        extra += [
+            f"sensor {name}: latest tick FAILED: {error}"
+            for name, error in stack.failing_sensors(settings)
+        ]
+    except Exception as exc:
+        extra.append(f"could not read the sensors' ticks: {type(exc).__name__}: {exc}")
     report = render_report(
         f"Soak run {run_id}",
         f"{(ended - began).total_seconds() / 60:.1f} minutes at {args.rate:g} events/s "

@@ -136,6 +136,28 @@ def _dagster_dsn(settings: Settings) -> str:
     )
 
 
+_SENSORS = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name
+    sensorState { ticks(limit: 1) { status error { message errorChain { error { message } } } } } }
+} } } }
+"""
+
+
+def failing_sensors(settings: Settings) -> list[tuple[str, str]]:
+    """Sensors whose latest tick failed: (name, the root error of the tick)."""
+    failing = []
+    for repo in _graphql(settings, _SENSORS)["repositoriesOrError"]["nodes"]:
+        for sensor in repo["sensors"]:
+            ticks = sensor["sensorState"]["ticks"] or [{}]
+            if ticks[0].get("status") != "FAILURE":
+                continue
+            error = ticks[0].get("error") or {}
+            # The root cause is the last error of the chain (the first wraps it).
+            chain = [error, *(link["error"] for link in error.get("errorChain") or [])]
+            failing.append((sensor["name"], (chain[-1].get("message") or "").strip()[:300]))
+    return failing
+
+
 def process_tree(root: int) -> list[int]:
     """root and all its live descendants (from /proc)."""
     children: dict[int, list[int]] = {}
