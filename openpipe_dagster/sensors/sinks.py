@@ -38,6 +38,17 @@ def sink_run_key(sink: str, stored: dict[int, int], marks: dict[int, int]) -> st
     return f"{sink}-{hashlib.sha1(state.encode()).hexdigest()[:16]}"
 
 
+def cursor_marks(cursor: str | None) -> dict[int, int]:
+    """The high watermarks the last evaluation saw (older cursors, run keys, give {})."""
+    try:
+        marks = json.loads(cursor or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(marks, dict):
+        return {}
+    return {int(p): n for p, n in marks.items()}
+
+
 def handover_lead_s(settings: Settings) -> float:
     """How long before a session's end its successor is requested: three sensor intervals
     (a missed tick or two) plus a run's start on a busy machine, within the session."""
@@ -122,7 +133,7 @@ def build_sink_sensor(
                 stored = read_offsets(conn, spec.table, topic)
         except psycopg.errors.UndefinedTable:
             return dg.SkipReason("sink_offsets does not exist yet: materialize database_schema")
-        last_marks = {int(p): n for p, n in json.loads(context.cursor or "{}").items()}
+        last_marks = cursor_marks(context.cursor)
         cursor = json.dumps({str(p): n for p, n in sorted(marks.items())})
         requests = []
         for shard in idle:
