@@ -85,7 +85,12 @@ def _place_cluster(user: str | None) -> None:
     """As root, keep the cluster where the `postgres` user can reach it (see module doc)."""
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     SOCKET_DIR.parent.mkdir(parents=True, exist_ok=True)
-    if user is None or DATA_DIR.is_symlink() or _can_reach(user, STATE_DIR):
+    if user is None:
+        return
+    if DATA_DIR.is_symlink():  # placed by an earlier `up`: relink the socket if it went
+        _link_cluster(user, DATA_DIR.resolve().parent)
+        return
+    if _can_reach(user, STATE_DIR):
         return
     if (DATA_DIR / "PG_VERSION").exists():
         raise StackError(
@@ -103,6 +108,10 @@ def _place_cluster(user: str | None) -> None:
             "others can traverse (e.g. /srv or /opt), `chmod o+x` the parent directories, "
             "or run `make up` as a normal user."
         )
+    _link_cluster(user, outside)
+
+
+def _link_cluster(user: str, outside: Path) -> None:
     for path in (outside.parent, outside, outside / "postgres", outside / "socket"):
         path.mkdir(mode=0o700, exist_ok=True)
         _chown(path, user)
@@ -122,12 +131,12 @@ def init_cluster(settings: Settings) -> bool:
     """Run initdb once; True if a new cluster was made."""
     user = _run_as()
     _place_cluster(user)
+    SOCKET_DIR.mkdir(parents=True, exist_ok=True)  # also when only .openpipe/run went
+    _chown(SOCKET_DIR, user)
     if (DATA_DIR / "PG_VERSION").exists():
         return False
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    SOCKET_DIR.mkdir(parents=True, exist_ok=True)
     _chown(DATA_DIR, user)
-    _chown(SOCKET_DIR, user)
     superuser = settings.database.superuser
     result = subprocess.run(
         [
