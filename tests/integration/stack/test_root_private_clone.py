@@ -31,6 +31,7 @@ pytestmark = [
 # Runs inside the clone, with the clone's code: start, bootstrap, report, stop, purge.
 _SCRIPT = """
 import json
+import shutil
 from openpipe.config import load_settings
 from openpipe.stack import cli, components, postgres
 from openpipe.stack.process import wait_until
@@ -42,6 +43,13 @@ postgres.bootstrap(settings)
 ok, detail = postgres.ready(settings)
 with postgres.superuser_connect(settings) as conn:
     preloaded = postgres.preloads_timescaledb(conn)
+# The next `up` finds the same cluster, even when .openpipe/run (the socket link) is gone.
+first = postgres.DATA_DIR.resolve()
+postgres.stop()
+shutil.rmtree(postgres.SOCKET_DIR.parent)
+components.POSTGRES.start(settings)
+wait_until(lambda: postgres.accepting(settings), timeout_s=60)
+again_ok, _ = postgres.ready(settings)  # the roles made by the first bootstrap are there
 report = {
     "ready": ok,
     "detail": detail,
@@ -49,6 +57,7 @@ report = {
     "link": postgres.DATA_DIR.is_symlink(),
     "preloaded": preloaded,
     "timescaledb_installed": postgres.timescaledb_installed(),
+    "found_again": again_ok and first == postgres.DATA_DIR.resolve(),
 }
 cli.down(purge=True)
 print("REPORT " + json.dumps(report))
@@ -95,6 +104,7 @@ def test_root_clone_in_a_0700_directory_starts_postgres_under_the_postgres_home(
         home = Path(pwd.getpwnam("postgres").pw_dir)
         assert Path(report["data_dir"]).is_relative_to(home / "openpipe")
         assert report["preloaded"] == report["timescaledb_installed"]
+        assert report["found_again"]
         # `down --purge` removed the cluster outside the checkout as well.
         assert not Path(report["data_dir"]).exists()
     finally:
