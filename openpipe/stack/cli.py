@@ -94,15 +94,15 @@ def up(settings: Settings) -> None:
     for component in (c.KAFKA, c.FLINK_JOBMANAGER):
         _launch(component, settings, progress)
     if settings.database.manage_local:
-        wait_until(
-            lambda: postgres.accepting(settings),
-            timeout_s=c.POSTGRES.timeout_s,
-            alive=c.POSTGRES.process.running,
-            on_wait=lambda elapsed, detail: progress.wait("postgres", elapsed, detail),
-        )
-        postgres.bootstrap(settings)
+        _bootstrap(settings, progress)
         note = postgres.preload_note(settings)
-        if note:
+        if note and not postgres.has_tables(settings):
+            # Nothing is stored yet, so a restart costs nothing and the tables become hypertables.
+            progress.say("restarting postgres to preload TimescaleDB (no tables yet)")
+            postgres.stop()
+            _launch(c.POSTGRES, settings, progress)
+            _bootstrap(settings, progress)
+        elif note:
             progress.say(note)
     _wait(c.POSTGRES, settings, progress)
     if not c.DAGSTER_DAEMON.process.running():
@@ -122,6 +122,17 @@ def up(settings: Settings) -> None:
     _migrate(settings, progress)
     progress.say("stack is up")
     status(settings)
+
+
+def _bootstrap(settings: Settings, progress: Progress) -> None:
+    """Wait until the local server accepts connections, then create roles and databases."""
+    wait_until(
+        lambda: postgres.accepting(settings),
+        timeout_s=components.POSTGRES.timeout_s,
+        alive=components.POSTGRES.process.running,
+        on_wait=lambda elapsed, detail: progress.wait("postgres", elapsed, detail),
+    )
+    postgres.bootstrap(settings)
 
 
 def _migrate(settings: Settings, progress: Progress) -> None:

@@ -226,6 +226,13 @@ def check_timescaledb(settings: Settings) -> None:
         wants_timescaledb(settings.database.timescaledb, timescaledb_installed(), library_dir())
 
 
+def has_tables(settings: Settings) -> bool:
+    """True once the app database has a schema_migrations table (anything was migrated)."""
+    with superuser_connect(settings, settings.database.name) as conn:
+        row = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
+        return bool(row.fetchone()[0])
+
+
 def preload_note(settings: Settings) -> str | None:
     """Say so when TimescaleDB is wanted and installed but the running server lacks it."""
     db = settings.database

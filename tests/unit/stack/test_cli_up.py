@@ -31,6 +31,7 @@ def steps(monkeypatch):
     monkeypatch.setattr(cli.postgres, "check_timescaledb", lambda s: done.append("check tsdb"))
     monkeypatch.setattr(cli.postgres, "bootstrap", lambda s: done.append("bootstrap"))
     monkeypatch.setattr(cli.postgres, "preload_note", lambda s: None)
+    monkeypatch.setattr(cli.postgres, "stop", lambda: done.append("stop postgres"))
     monkeypatch.setattr(ManagedProcess, "pid", lambda self: None)  # nothing running
     return done
 
@@ -68,3 +69,18 @@ def test_timescaledb_on_without_the_library_stops_up_before_anything_starts(step
     with pytest.raises(StackError, match=r"database\.timescaledb"):
         cli.up(_settings())
     assert steps == []
+
+
+@pytest.mark.parametrize(("has_tables", "restarted"), [(False, True), (True, False)])
+def test_a_server_running_without_timescaledb_is_restarted_only_while_nothing_is_stored(
+    steps, monkeypatch, capsys, has_tables, restarted
+):
+    monkeypatch.setattr(cli.postgres, "preload_note", lambda s: "restart to load TimescaleDB")
+    monkeypatch.setattr(cli.postgres, "has_tables", lambda s: has_tables)
+    cli.up(_settings())
+    assert ("stop postgres" in steps) is restarted
+    if restarted:
+        after = steps[steps.index("stop postgres") + 1 :]
+        assert after[:3] == ["launch postgres", "accepting", "bootstrap"]
+    else:
+        assert "restart to load TimescaleDB" in capsys.readouterr().out
