@@ -189,8 +189,11 @@ def account_raw(
                 "ORDER BY 1, 2"
             ).format(table)
         ).fetchall()
+        stored_next = _stored_next(conn, spec.table, topic)
         account.duplicates_dropped = sum(1 for _, _, dup in unfiled if dup)
-        lost = [f"{p}:{o}" for p, o, dup in unfiled if not dup]
+        # Below the sink's stored offset and filed nowhere: lost. At or above it: the sink
+        # has not got there yet (counted as unsettled below).
+        lost = [f"{p}:{o}" for p, o, dup in unfiled if not dup and o < stored_next.get(p, 0)]
         account.lost, account.lost_examples = len(lost), lost[:10]
         account.ids_stored_twice = conn.execute(
             sql.SQL(
@@ -199,10 +202,9 @@ def account_raw(
                 "t.kafka_partition = r.kafka_partition AND t.kafka_offset = r.kafka_offset)"
             ).format(table, sql.Literal(topic))
         ).fetchone()[0]
-        stored_next = _stored_next(conn, spec.table, topic)
         account.unsettled = sum(max(0, end - stored_next.get(p, 0)) for p, end in ends.items())
         if ledger is not None:
-            account.probes = _probe_account(conn, topic, starts, ends, ledger)
+            account.probes = _probe_account(conn, topic, starts, ends, stored_next, ledger)
     finally:
         conn.execute(
             "DROP TABLE IF EXISTS chaos_log, chaos_rows, chaos_dl, chaos_unfiled, chaos_probe"
@@ -211,7 +213,12 @@ def account_raw(
 
 
 def _probe_account(
-    conn: psycopg.Connection, topic: str, starts: Marks, ends: Marks, ledger: ProbeLedger
+    conn: psycopg.Connection,
+    topic: str,
+    starts: Marks,
+    ends: Marks,
+    stored_next: Marks,
+    ledger: ProbeLedger,
 ) -> ProbeAccount:
     """Judge each acknowledged probe of `topic` by its delivery report's offset."""
     with ledger.lock:
@@ -233,7 +240,8 @@ def _probe_account(
         for row in inside:
             copy.write_row(row)
     outcomes = conn.execute(
-        "SELECT p.kind, p.event_id = r.event_id AS same_id, r.kafka_offset IS NOT NULL, "
+        "SELECT p.kafka_partition, p.kafka_offset, p.kind, p.event_id = r.event_id AS same_id, "
+        "r.kafka_offset IS NOT NULL, "
         "d.error_kind, u.kafka_offset IS NOT NULL AND EXISTS "
         "(SELECT 1 FROM chaos_rows x WHERE x.event_id = p.event_id) "
         "FROM chaos_probe p "
@@ -242,7 +250,8 @@ def _probe_account(
         "LEFT JOIN chaos_unfiled u USING (kafka_partition, kafka_offset)"
     ).fetchall()
     wrong: Counter = Counter()
-    for kind, same_id, has_row, dl_kind, dropped in outcomes:
+    for partition, offset, kind, same_id, has_row, dl_kind, dropped in outcomes:
+        drained = offset < stored_next.get(partition, 0)
         got = (
             ("stored" if same_id else "stored under another event_id")
             if has_row
@@ -251,6 +260,8 @@ def _probe_account(
             else "dropped duplicate"
             if dropped
             else "lost"
+            if drained
+            else "not drained yet"
         )
         expected = {
             VALID: "stored",
@@ -299,13 +310,14 @@ def account_upserts(
         seen = latest.get(key)
         if seen is None or (msg.partition(), msg.offset()) > seen[:2]:
             latest[key] = (msg.partition(), msg.offset(), tuple(row[i] for i in value_idx))
+    stored_next = _stored_next(conn, spec.table, topic)
     account.keys = len(latest)
     account.superseded = valid - len(latest)
     account.keys_in_two_partitions = sum(1 for ps in partitions_of.values() if len(ps) > 1)
     types = dict(spec.columns)
     columns = [*spec.key, *value_cols]
     conn.execute(
-        sql.SQL("CREATE TEMP TABLE chaos_latest ({})").format(
+        sql.SQL("CREATE TEMP TABLE chaos_latest ({}, drained boolean)").format(
             sql.SQL(", ").join(
                 sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in columns
             )
@@ -313,12 +325,12 @@ def account_upserts(
     )
     try:
         with conn.cursor().copy(
-            sql.SQL("COPY chaos_latest ({}) FROM STDIN").format(
+            sql.SQL("COPY chaos_latest ({}, drained) FROM STDIN").format(
                 sql.SQL(", ").join(map(sql.Identifier, columns))
             )
         ) as copy:
-            for key, (_, _, values) in latest.items():
-                copy.write_row((*key, *values))
+            for key, (partition, offset, values) in latest.items():
+                copy.write_row((*key, *values, offset < stored_next.get(partition, 0)))
         join = sql.SQL(" AND ").join(
             sql.SQL("t.{c} = l.{c}").format(c=sql.Identifier(k)) for k in spec.key
         )
@@ -328,17 +340,19 @@ def account_upserts(
         first_key = sql.Identifier(spec.key[0])
         missing, stale = conn.execute(
             sql.SQL(
-                "SELECT count(*) FILTER (WHERE t.{k} IS NULL), "
-                "count(*) FILTER (WHERE t.{k} IS NOT NULL AND ({d})) "
+                "SELECT count(*) FILTER (WHERE t.{k} IS NULL AND l.drained), "
+                "count(*) FILTER (WHERE t.{k} IS NOT NULL AND l.drained AND ({d})) "
                 "FROM chaos_latest l LEFT JOIN {t} t ON {j}"
             ).format(k=first_key, d=differs, t=sql.Identifier(spec.table), j=join)
         ).fetchone()
         account.keys_missing, account.keys_stale = missing, stale
-        account.keys_matching = account.keys - missing - stale
+        undrained = conn.execute("SELECT count(*) FROM chaos_latest WHERE NOT drained").fetchone()
+        account.keys_matching = account.keys - missing - stale - undrained[0]
         if missing:
             examples = conn.execute(
                 sql.SQL(
-                    "SELECT l.* FROM chaos_latest l LEFT JOIN {t} t ON {j} WHERE t.{k} IS NULL LIMIT 3"
+                    "SELECT l.* FROM chaos_latest l LEFT JOIN {t} t ON {j} "
+                    "WHERE t.{k} IS NULL AND l.drained LIMIT 3"
                 ).format(t=sql.Identifier(spec.table), j=join, k=first_key)
             ).fetchall()
             account.examples = [" ".join(str(v) for v in e[: len(spec.key)]) for e in examples]
@@ -352,7 +366,6 @@ def account_upserts(
             ).format(sql.Literal(topic), _range_filter(starts, ends))
         ).fetchall()
     )
-    stored_next = _stored_next(conn, spec.table, topic)
     account.unsettled = sum(max(0, end - stored_next.get(p, 0)) for p, end in ends.items())
     return account
 
