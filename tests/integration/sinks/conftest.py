@@ -139,7 +139,8 @@ def restart_postgres():
 
 def _pg_ctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["runuser", "-u", "postgres", "--", "pg_ctl", "-D", str(PG_DATA), *args],
+        # resolve(): as root in a private clone the cluster lives under ~postgres (a symlink).
+        ["runuser", "-u", "postgres", "--", "pg_ctl", "-D", str(PG_DATA.resolve()), *args],
         check=check,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
