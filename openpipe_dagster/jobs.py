@@ -43,8 +43,9 @@ alert_report_job = dg.define_asset_job(
 def sink_job(spec: SinkSpec, settings: Settings) -> UnresolvedAssetJobDefinition:
     """The job a lag sensor launches: a session of just this sink's asset.
 
-    No run retries: the lag sensor starts the next session itself (a retry on top would
-    queue a second session behind the sensor's). Op retries still cover transient errors.
+    A session whose worker died is retried by the instance's run retries (dagster.yaml)
+    within seconds; the lag sensor, which counts a queued retry as in flight, covers the
+    rest. Op retries cover transient errors inside a session.
     """
     return dg.define_asset_job(
         name=f"{spec.table}_sink_job",
