@@ -21,7 +21,7 @@ status:
 
 # The whole suite against the real services; brings the stack up when it is not up.
 test: up
-	@$(RUN) pytest -m "not daemon"
+	@$(RUN) pytest
 
 # End-to-end supervision through the live daemon (cancels the live Flink job).
 test-daemon: up

@@ -193,7 +193,10 @@ class FlinkService(dg.ConfigurableResource):
         )
         match = _JOB_ID_RE.search(result.stdout + result.stderr)
         if result.returncode != 0 or not match:
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            # Java frames hide the Python traceback and the "Caused by" chain: drop them.
+            lines = (result.stdout + result.stderr).strip().splitlines()
+            said = [line for line in lines if not line.lstrip().startswith(("at ", "... "))]
+            tail = "\n".join(said[-30:])
             raise FlinkServiceError(
                 f"`flink run` exited {result.returncode} without a job id; last output:\n{tail}"
             )

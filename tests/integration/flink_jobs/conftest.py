@@ -71,6 +71,8 @@ def isolated_job_instance(tmp_path_factory) -> Iterator[IsolatedJob]:
             rest_url=settings.flink.rest_url,
             job_name=settings.flink.job_name,
             state_dir=str(tmp_path_factory.mktemp("flink-state")),
+            # `flink run` alone has taken over 240 s when other suites load both cores.
+            submit_timeout_s=600,
         )
         service.deploy(settings)
         try:
