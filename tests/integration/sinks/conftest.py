@@ -146,3 +146,13 @@ def _pg_ctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         stderr=subprocess.DEVNULL,
         timeout=120,
     )
+
+
+#: Tests that stop the shared stack (and start it again): after everything else.
+RUNS_LAST = ("test_sink_stack_down.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Move the tests that stop the stack to the end of the run, whatever was selected."""
+    last = [item for item in items if item.path.name in RUNS_LAST]
+    items[:] = [item for item in items if item.path.name not in RUNS_LAST] + last
