@@ -129,8 +129,27 @@ class FaultInjector:
                 "" if record.recovery_s is not None else " (not back within 90 s)"
             )
         else:
-            record.recovery = "run monitoring, retries, lag sensor"
+            record.recovery = "Dagster (new session)"
+            threading.Thread(
+                target=self._time_new_session, args=(record,), name="recovery", daemon=True
+            ).start()
         return record
+
+    def _time_new_session(self, record: FaultRecord, limit_s: float = 300) -> None:
+        """Fill in how long until another run of the killed worker's sink is STARTED."""
+        sink, run = record.target.split(" run ", 1)
+        run = run.split(" ", 1)[0]
+        started = time.monotonic()
+        while time.monotonic() - started < limit_s:
+            try:
+                runs = stack.sink_runs(self.settings)
+            except Exception:  # faults make the webserver unreachable now and then
+                runs = []
+            if any(s == sink and not r.startswith(run) and alive for r, s, _, alive in runs):
+                record.recovery_s = time.monotonic() - started
+                return
+            time.sleep(3)
+        record.recovery = f"Dagster: no new {sink} session within {limit_s:.0f} s"
 
     def kafka_broker_sigkill(self) -> str:
         return f"kafka pid {stack.kill_component('kafka')}"
