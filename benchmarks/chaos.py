@@ -446,6 +446,8 @@ def stack_notes(settings: Settings, since: datetime) -> list[str]:
             "Dagster runs created during the run, by status: "
             + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
         )
+        for kind, count in sorted(stack.daemon_errors(since).items(), key=lambda kv: -kv[1])[:8]:
+            notes.append(f"daemon log ERROR x{count}: {kind}")
         for name, error in stack.failing_sensors(settings):
             notes.append(f"sensor {name}: latest tick FAILED: {error}")
         orphans = stack.runs_without_worker(settings)

@@ -298,6 +298,8 @@ def main() -> int:
         f"(max id); table {samples[-1].event_log_mb or 0:.1f} MiB",
         f"samples: {len(samples)} every {args.interval:g} s; raw figures in {png.with_suffix('.json').name}",
     ]
+    errors = sorted(stack.daemon_errors(began).items(), key=lambda kv: -kv[1])[:8]
+    extra += [f"daemon log ERROR x{count}: {kind}" for kind, count in errors]
     try:
         extra += [
             f"sensor {name}: latest tick FAILED: {error}"

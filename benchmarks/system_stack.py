@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -156,6 +157,30 @@ def failing_sensors(settings: Settings) -> list[tuple[str, str]]:
             chain = [error, *(link["error"] for link in error.get("errorChain") or [])]
             failing.append((sensor["name"], (chain[-1].get("message") or "").strip()[:300]))
     return failing
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def daemon_errors(since, log_file: Path | None = None) -> dict[str, int]:
+    """ERROR lines of the Dagster daemon's log since `since` (aware datetime), by message kind."""
+    path = log_file or components.DAGSTER_DAEMON.process.log_file
+    cutoff = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    counts: dict[str, int] = {}
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return counts
+    for raw in lines:
+        line = _ANSI.sub("", raw)
+        # "2026-11-27 12:38:19 +0000 - dagster.daemon.X - ERROR - message"
+        parts = line.split(" - ", 3)
+        if len(parts) < 4 or parts[2] != "ERROR" or parts[0][:19] < cutoff:
+            continue
+        message = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<run>", parts[3])
+        key = f"{parts[1].rsplit('.', 1)[-1]}: {message[:90]}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def process_tree(root: int) -> list[int]:
