@@ -234,7 +234,12 @@ class Watch:
         except Exception as exc:  # faults make reads fail; the line says so
             return f"lags unavailable ({type(exc).__name__})"
         text = ", ".join(f"{sink} {lag:,}" for sink, lag in lags.items())
-        return f"lag: {text}, flink {flink if flink is not None else '?'}"
+        try:
+            runs = stack.dagster_in_flight(self.settings)
+            queue = ", runs " + " ".join(f"{k.lower()} {v}" for k, v in sorted(runs.items()))
+        except Exception:  # Dagster's storage is in the PostgreSQL the faults stop
+            queue = ""
+        return f"lag: {text}, flink {flink if flink is not None else '?'}{queue}"
 
 
 def wait_settled(

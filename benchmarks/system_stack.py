@@ -129,6 +129,16 @@ def dagster_runs_since(settings: Settings, since) -> dict[str, int]:
     return dict(rows)
 
 
+def dagster_in_flight(settings: Settings) -> dict[str, int]:
+    """Runs queued, starting and started right now (all jobs), from Dagster's run storage."""
+    with psycopg.connect(_dagster_dsn(settings), connect_timeout=5, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT status, count(*) FROM runs WHERE status IN "
+            "('QUEUED', 'STARTING', 'STARTED', 'CANCELING') GROUP BY 1"
+        ).fetchall()
+    return dict(rows)
+
+
 def _dagster_dsn(settings: Settings) -> str:
     db_ = settings.database
     return (
