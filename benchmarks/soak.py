@@ -176,7 +176,7 @@ class Sampler:
         self._ticks, self._at = ticks_now, now
 
     def _dagster(self, sample: Sample) -> None:
-        with psycopg.connect(stack._dagster_dsn(self.settings), connect_timeout=5) as conn:
+        with psycopg.connect(stack.dagster_dsn(self.settings), connect_timeout=5) as conn:
             rows, size = conn.execute(
                 "SELECT (SELECT coalesce(max(id), 0) FROM event_logs), "
                 "pg_total_relation_size('event_logs')"

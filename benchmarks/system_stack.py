@@ -122,7 +122,7 @@ def runs_without_worker(settings: Settings) -> list[tuple[str, str, int | None]]
 def dagster_runs_since(settings: Settings, since) -> dict[str, int]:
     """Runs created since `since` (aware datetime), by status, from Dagster's run storage."""
     naive = since.astimezone(UTC).replace(tzinfo=None)
-    with psycopg.connect(_dagster_dsn(settings), connect_timeout=5, autocommit=True) as conn:
+    with psycopg.connect(dagster_dsn(settings), connect_timeout=5, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT status, count(*) FROM runs WHERE create_timestamp >= %s GROUP BY 1", (naive,)
         ).fetchall()
@@ -131,7 +131,7 @@ def dagster_runs_since(settings: Settings, since) -> dict[str, int]:
 
 def dagster_in_flight(settings: Settings) -> dict[str, int]:
     """Runs queued, starting and started right now (all jobs), from Dagster's run storage."""
-    with psycopg.connect(_dagster_dsn(settings), connect_timeout=5, autocommit=True) as conn:
+    with psycopg.connect(dagster_dsn(settings), connect_timeout=5, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT status, count(*) FROM runs WHERE status IN "
             "('QUEUED', 'STARTING', 'STARTED', 'CANCELING') GROUP BY 1"
@@ -139,7 +139,8 @@ def dagster_in_flight(settings: Settings) -> dict[str, int]:
     return dict(rows)
 
 
-def _dagster_dsn(settings: Settings) -> str:
+def dagster_dsn(settings: Settings) -> str:
+    """A connection string to Dagster's own database (its run and event storage)."""
     db_ = settings.database
     return (
         f"host={db_.host} port={db_.port} dbname={db_.dagster_name} user={db_.user} "
