@@ -373,6 +373,7 @@ def main() -> int:
                 f"; {record.recovery} {record.recovery_s:.0f} s" if record.recovery_s else ""
             )
             say(f"  -> {record.target or '-'}: {record.outcome}{recovered}")
+        fault_phase_s = time.monotonic() - phase
         watch.status = "cooling down"
         time.sleep(args.cooldown)
         say("stopping the traffic")
@@ -389,9 +390,17 @@ def main() -> int:
         traffic.restore()
         say("simulator back at its configured devices; waiting for every lag to reach zero")
         watch.status = "settling"
+        settle_began = time.monotonic()
         settled, flink_ends = wait_settled(settings, ends, args.settle_timeout)
-        if not settled:
-            notes.append(f"the pipeline had not caught up after {args.settle_timeout:g} s")
+        settle_s = time.monotonic() - settle_began
+        notes.append(
+            f"fault phase took {fault_phase_s:.0f} s (planned {args.duration:g} s); "
+            + (
+                f"every lag reached zero {settle_s:.0f} s after the traffic stopped"
+                if settled
+                else f"the pipeline had not caught up after {args.settle_timeout:g} s"
+            )
+        )
         ends.update(flink_ends)
     except BaseException:
         say("the run was interrupted; putting the simulator back and running openpipe up")
