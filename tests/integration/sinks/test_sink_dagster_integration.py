@@ -117,6 +117,9 @@ def test_interval_materializations_are_logged_only_for_intervals_that_wrote(
     res = {**res, "settings_resource": SettingsResource(config_path=str(config))}
 
     def produce_twice() -> None:
+        # Only once the session is draining (its run may take seconds to start here), so
+        # that the two bursts fall in different intervals.
+        wait_until_locked(settings, topic)
         for _ in range(2):
             now = int(time.time() * 1000)
             produce(topic, [(b"k", encode(wearable_event(rng, now)), None) for _ in range(25)], now)
@@ -140,3 +143,25 @@ def test_interval_materializations_are_logged_only_for_intervals_that_wrote(
     assert 2 <= len(intervals) <= 4, "one per 1 s interval with rows, of ~8 intervals"
     assert all(m["rows_written"].value > 0 for m in intervals), "no materialization when idle"
     assert sum(m["rows_written"].value for m in intervals) + final["rows_written"].value == 50
+
+
+def wait_until_locked(settings, topic: str, timeout_s: float = 120) -> None:
+    """Until a session holds the advisory lock of every partition of `topic`."""
+    from openpipe.sinks.drain import lock_name
+    from openpipe.storage import db
+    from openpipe.storage.db import advisory_unlock, try_advisory_lock
+
+    deadline = time.monotonic() + timeout_s
+    with db.connect(settings, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            free = [
+                p
+                for p in range(settings.kafka.partitions)
+                if try_advisory_lock(conn, lock_name("wearable_readings", topic, p))
+            ]
+            for p in free:
+                advisory_unlock(conn, lock_name("wearable_readings", topic, p))
+            if not free:
+                return
+            time.sleep(0.1)
+    raise AssertionError("no session took the topic's locks")
