@@ -50,7 +50,13 @@ def sink_job(spec: SinkSpec, settings: Settings) -> UnresolvedAssetJobDefinition
     return dg.define_asset_job(
         name=f"{spec.table}_sink_job",
         selection=[spec.table],
-        tags={SINK_TAG: spec.table, **WORKLOAD_TAGS},
+        # A session whose step failed (e.g. offsets above the high watermark) already had
+        # its op retries; only a dead worker is worth a new run.
+        tags={
+            SINK_TAG: spec.table,
+            **WORKLOAD_TAGS,
+            "dagster/retry_on_asset_or_op_failure": "false",
+        },
         description=(
             f"Drain {spec.topic_key} into {spec.table}: a session of micro-batches "
             f"(pipeline.session_seconds, {settings.pipeline.session_seconds:.0f} s here)."
