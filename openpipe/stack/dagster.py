@@ -34,6 +34,10 @@ def environment(settings: Settings) -> dict[str, str]:
         "OPENPIPE__DATABASE__USER": db.user,
         "OPENPIPE__DATABASE__PASSWORD": db.password,
         "PYTHONUNBUFFERED": "1",
+        # Starting a run waits for its process to import Dagster and the code location; on
+        # two busy cores that took over the default 60 s, the launch failed and the run
+        # worker started anyway for a run already marked failed.
+        "DAGSTER_GRPC_TIMEOUT_SECONDS": "180",
     }
 
 
