@@ -1,7 +1,7 @@
 """Flink benchmark: the health job against a raw-bytes ceiling, and alert latency at scale.
 
 Usage: uv run python benchmarks/flink_bench.py [--events 300000] [--rounds 3]
-       [--latency-seconds 180] [--only throughput|latency]
+       [--latency-seconds 180] [--only throughput|latency] [--state-backend hashmap|rocksdb]
 
 Everything runs on the stack's Flink cluster and Kafka with scratch topics and job names
 (OPENPIPE__* overrides, which the `flink run` subprocess inherits), so the live pipeline
@@ -166,12 +166,16 @@ def _ceiling_round(backlog: str, label: str) -> float:
     return (ended - started) / 1000
 
 
-def _health_round(backlog: str, label: str, expected: int) -> float:
+def _health_round(backlog: str, label: str, expected: int, backend: str) -> float:
     """Seconds the health job needs, from all tasks RUNNING to its last output's append time."""
     outputs = {key: f"bench-{key.replace('_', '-')}-{label}" for key in OUTPUT_KEYS}
     # Checkpoints (= Kafka commits) every 2 s so the last commit follows the work closely.
     settings = _settings(
-        f"bench-health-{label}", backlog, outputs, OPENPIPE__FLINK__CHECKPOINT_INTERVAL_S="2"
+        f"bench-health-{label}",
+        backlog,
+        outputs,
+        OPENPIPE__FLINK__CHECKPOINT_INTERVAL_S="2",
+        OPENPIPE__FLINK__STATE_BACKEND=backend,
     )
     _create_topics(settings, list(outputs.values()), append_time=True)
     service = _service(settings)
@@ -212,7 +216,7 @@ def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def throughput(events: int, rounds: int) -> dict[str, float]:
+def throughput(events: int, rounds: int, backend: str) -> dict[str, float]:
     """Rounds of ceiling and health job on one backlog; rates, and the median ratio."""
     suffix = uuid.uuid4().hex[:6]
     backlog = f"bench-backlog-{suffix}"
@@ -231,7 +235,7 @@ def throughput(events: int, rounds: int) -> dict[str, float]:
                 seconds[which] = (
                     _ceiling_round(backlog, label)
                     if which == "ceiling"
-                    else _health_round(backlog, label, expected)
+                    else _health_round(backlog, label, expected, backend)
                 )
             ceiling.append(len(messages) / seconds["ceiling"])
             health.append(len(messages) / seconds["health"])
@@ -407,13 +411,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-seconds", type=float, default=180)
     parser.add_argument("--only", choices=("throughput", "latency"))
+    parser.add_argument("--state-backend", choices=("hashmap", "rocksdb"))
     args = parser.parse_args()
     started = datetime.now(UTC)
-    realtime = simulator_wearable_rate(load_settings())
+    configured = load_settings()
+    realtime = simulator_wearable_rate(configured)
+    backend = args.state_backend or configured.flink.state_backend
     print(f"flink bench: load {_load()}, other jobs on the cluster: {_running_jobs()}")
     if args.only != "latency":
-        print(f"flink throughput ({args.events:,} events backlog, {args.rounds} rounds):")
-        tp = throughput(args.events, args.rounds)
+        print(
+            f"flink throughput ({args.events:,} events backlog, {args.rounds} rounds, "
+            f"{backend} state):"
+        )
+        tp = throughput(args.events, args.rounds, backend)
         print(
             f"flink throughput medians: ceiling (raw bytes -> blackhole) "
             f"{tp['ceiling_events_s']:,.0f} ev/s, health job {tp['health_events_s']:,.0f} ev/s "

@@ -23,6 +23,9 @@ EXACT_TYPE = "DECIMAL(24, 6)"
 WEARABLE_FORMAT = "openpipe-wearable"
 PARSE_FUNCTION = "OPENPIPE_PARSE_WEARABLE"
 PARSE_FUNCTION_CLASS = "dev.openpipe.flink.ParseWearable"
+#: Per-window count, exact sum, min and max with each event_id once (jvm/flink-wearables).
+STATS_FUNCTION = "OPENPIPE_EVENT_STATS"
+STATS_FUNCTION_CLASS = "dev.openpipe.flink.DistinctEventStats"
 #: Fields whose blank, missing or NUL-holding values make a wearable reading invalid.
 _IDENTIFIERS = ("device_id", "patient_id")
 #: Metrics whose first measurement must exceed the second (systolic above diastolic).
@@ -106,11 +109,6 @@ def _number(value: float) -> str:
     return f"CAST({float(value)!r} AS DOUBLE)"
 
 
-def _exact(expr: str) -> str:
-    """A reading as an exact decimal, so window sums do not depend on the order of addition."""
-    return f"CAST({expr} AS {EXACT_TYPE})"
-
-
 def wearable_rules(settings: Settings) -> str:
     """The rules spec the format and function read: limits, ids, metrics and their ranges.
 
@@ -191,22 +189,25 @@ CROSS JOIN UNNEST(CASE v.metric {" ".join(branches)} END) AS m(metric, reading)"
 
 
 def window_metrics_sql(readings: str, metrics: tuple[str, ...], window_s: int) -> str:
-    """Tumbling event-time windows per device and metric; each event_id counted once."""
+    """Tumbling event-time windows per device and metric; each event_id counted once.
+
+    The dedupe happens inside the window aggregate (`STATS_FUNCTION`), so each reading is
+    shuffled once and the state is one entry per device and window.
+    """
     names = ", ".join(_literal(m) for m in metrics)
     return f"""
-SELECT window_start, window_end, device_id, MAX(patient_id) AS patient_id, metric,
-       COUNT(*) AS reading_count,
-       CAST(SUM({_exact("reading")}) AS DOUBLE) / COUNT(*) AS avg_value,
-       MIN(reading) AS min_value, MAX(reading) AS max_value,
-       SUM({_exact("reading")}) AS reading_sum
+SELECT window_start, window_end, device_id, patient_id, metric,
+       stats.reading_count AS reading_count,
+       CAST(stats.reading_sum AS DOUBLE) / stats.reading_count AS avg_value,
+       stats.min_value AS min_value, stats.max_value AS max_value,
+       stats.reading_sum AS reading_sum
 FROM (
-  SELECT window_start, window_end, device_id, metric, event_id,
-         MAX(patient_id) AS patient_id, MIN(reading) AS reading
+  SELECT window_start, window_end, device_id, metric, MAX(patient_id) AS patient_id,
+         {STATS_FUNCTION}(event_id, reading) AS stats
   FROM TABLE(TUMBLE(TABLE {readings}, DESCRIPTOR(event_ts), INTERVAL '{window_s}' SECOND(9)))
   WHERE metric IN ({names})
-  GROUP BY window_start, window_end, device_id, metric, event_id
-)
-GROUP BY window_start, window_end, device_id, metric"""
+  GROUP BY window_start, window_end, device_id, metric
+)"""
 
 
 def _decimal(value: float) -> str:

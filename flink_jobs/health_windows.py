@@ -130,10 +130,13 @@ def configure(t_env: TableEnvironment, settings: Settings) -> None:
     jars = yaml.safe_load(listed) if listed.startswith("[") else listed.split(";")
     wearables = WEARABLES_JAR.resolve().as_uri()
     config.set("pipeline.jars", ";".join([*[j for j in jars if j and j != wearables], wearables]))
-    t_env.execute_sql(
-        f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {health_sql.PARSE_FUNCTION} "
-        f"AS '{health_sql.PARSE_FUNCTION_CLASS}' LANGUAGE JAVA"
-    )
+    for name, java_class in (
+        (health_sql.PARSE_FUNCTION, health_sql.PARSE_FUNCTION_CLASS),
+        (health_sql.STATS_FUNCTION, health_sql.STATS_FUNCTION_CLASS),
+    ):
+        t_env.execute_sql(
+            f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA"
+        )
 
 
 #: Job options that would name a path of the submitting machine; the cluster's own
