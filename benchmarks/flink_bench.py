@@ -162,7 +162,11 @@ def _ceiling_round(backlog: str, label: str) -> float:
     job_id = service.submit(script=CEILING)
     started = _all_running_ms(service, job_id)
     service.wait_for_state(job_id, {"FINISHED"}, timeout_s=600)
-    ended = service._get(f"/jobs/{job_id}")["end-time"]
+    deadline = time.monotonic() + 30
+    while (ended := service._get(f"/jobs/{job_id}")["end-time"]) <= 0:  # -1 for a moment
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ceiling job {job_id} FINISHED without an end time")
+        time.sleep(0.2)
     return (ended - started) / 1000
 
 
