@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+import psycopg
+from confluent_kafka import KafkaException
 from pydantic import Field
 
 from openpipe.config import Settings
 from openpipe.sinks import SINKS, DrainResult, SinkSpec, drain_topic
 from openpipe.sinks.drain import OffsetsAheadOfTopic, SinkSession
 from openpipe.sinks.intervals import IntervalReport
+from openpipe.sinks.writer import OffsetConflict
 from openpipe_dagster.assets.topics import topic_asset_key
 from openpipe_dagster.resources import KafkaResource, PostgresResource, SettingsResource
 from openpipe_dagster.runs import SINK_TAG
@@ -35,10 +38,11 @@ _DAGSTER_TYPES = {
     "float8": "float",
     "jsonb": "json",
 }
-#: Op-level retries inside a run, for transient failures (Postgres restart, Kafka
-#: leader change); run retries (dagster/max_retries) cover crashed run processes.
 SAFETY_NET_JOB = "sinks_safety_net_job"
-SINK_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+#: Transient failures (PostgreSQL restart, Kafka leader change, an offset fence) restart
+#: the session inside the run, this many times. Not a Dagster RetryPolicy: Dagster turns
+#: an interrupt (a termination from the UI) into a retry when the op has one.
+SESSION_ATTEMPTS = 4
 
 
 def column_schema(spec: SinkSpec) -> dg.TableSchema:
@@ -189,52 +193,41 @@ def run_session(
     stop = threading.Event()
     shards = settings.pipeline.sink_shards
     with stop_on_signals(stop) as signals:
-        session = SinkSession(
-            spec,
-            settings,
-            connect=connect,
-            make_consumer=make_consumer,
-            shard=config.shard,
-            shards=shards,
-            stop=stop,
-            lock_wait_s=config.lock_wait_s,
-        )
-        try:
-            with session:
-
-                def on_interval(report: IntervalReport) -> None:
-                    context.log_event(
-                        dg.AssetMaterialization(
-                            asset_key=context.asset_key,
-                            metadata=interval_metadata(
-                                report,
-                                topic=session.topic,
-                                storage=session.result.storage,
-                                shard=config.shard,
-                            ),
-                        )
-                    )
-
-                result = session.run(
-                    seconds=config.session_seconds or settings.pipeline.session_seconds,
-                    on_interval=on_interval,
+        for attempt in range(1, SESSION_ATTEMPTS + 1):
+            try:
+                result, final = _one_session(
+                    context, spec, settings, config, stop, connect, make_consumer
                 )
-                final = session.final_interval()
-        except OffsetsAheadOfTopic as exc:
-            # Retrying cannot help: an operator must choose where to resume.
-            raise dg.Failure(
-                description=str(exc),
-                allow_retries=False,
-                metadata={
-                    "topic": exc.topic,
-                    "ahead": dg.MetadataValue.json(
-                        {
-                            str(p): {"stored": s, "high_watermark": h}
-                            for p, (s, h) in exc.ahead.items()
-                        }
-                    ),
-                },
-            ) from exc
+                break
+            except OffsetsAheadOfTopic as exc:
+                # Retrying cannot help: an operator must choose where to resume.
+                raise dg.Failure(
+                    description=str(exc),
+                    allow_retries=False,
+                    metadata={
+                        "topic": exc.topic,
+                        "ahead": dg.MetadataValue.json(
+                            {
+                                str(p): {"stored": s, "high_watermark": h}
+                                for p, (s, h) in exc.ahead.items()
+                            }
+                        ),
+                    },
+                ) from exc
+            except (psycopg.OperationalError, KafkaException, OffsetConflict) as exc:
+                if attempt == SESSION_ATTEMPTS or stop.is_set():
+                    raise
+                delay = 2.0**attempt
+                context.log.warning(
+                    "%s: session attempt %d failed (%s: %s); restarting it in %.0f s from "
+                    "the stored offsets",
+                    spec.table,
+                    attempt,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                stop.wait(delay)
     context.log.info(
         "%s shard %d/%d: %d messages -> %d rows, %d duplicates, dead letters %s in %.0f s%s",
         spec.table,
@@ -256,6 +249,40 @@ def run_session(
         context.log_event(dg.AssetMaterialization(asset_key=context.asset_key, metadata=metadata))
         raise dg.DagsterExecutionInterruptedError()
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _one_session(context, spec, settings, config, stop, connect, make_consumer):
+    """Open, run and close one SinkSession; (its DrainResult, its last interval)."""
+    session = SinkSession(
+        spec,
+        settings,
+        connect=connect,
+        make_consumer=make_consumer,
+        shard=config.shard,
+        shards=settings.pipeline.sink_shards,
+        stop=stop,
+        lock_wait_s=config.lock_wait_s,
+    )
+    with session:
+
+        def on_interval(report: IntervalReport) -> None:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=context.asset_key,
+                    metadata=interval_metadata(
+                        report,
+                        topic=session.topic,
+                        storage=session.result.storage,
+                        shard=config.shard,
+                    ),
+                )
+            )
+
+        result = session.run(
+            seconds=config.session_seconds or settings.pipeline.session_seconds,
+            on_interval=on_interval,
+        )
+        return result, session.final_interval()
 
 
 def catch_up(spec: SinkSpec, settings: Settings, *, connect, make_consumer) -> dg.MaterializeResult:
@@ -307,7 +334,6 @@ def build_sink_asset(spec: SinkSpec, settings: Settings) -> dg.AssetsDefinition:
         kinds={"kafka", "postgres"},
         owners=OWNERS,
         deps=["database_schema", topic_asset_key(spec.topic(settings))],
-        retry_policy=SINK_RETRY_POLICY,
         tags={SINK_TAG: spec.table},
         metadata={"dagster/column_schema": column_schema(spec), "dagster/table_name": spec.table},
         description=(
