@@ -364,6 +364,14 @@ def high_marks(consumer: Consumer, topics: list[str]) -> dict[str, dict[int, int
     return {t: kafka.high_watermarks(consumer, t) for t in topics}
 
 
+def offsets_at(consumer: Consumer, topic: str, when) -> dict[int, int]:
+    """partition -> the first offset whose timestamp is at or after `when` (else the high mark)."""
+    marks = kafka.high_watermarks(consumer, topic)
+    ms = int(when.timestamp() * 1000)
+    found = consumer.offsets_for_times([TopicPartition(topic, p, ms) for p in marks], timeout=10)
+    return {tp.partition: tp.offset if tp.offset >= 0 else marks[tp.partition] for tp in found}
+
+
 def sink_offsets(conn: psycopg.Connection) -> dict[tuple[str, str], dict[int, int]]:
     """(sink, topic) -> partition -> next offset, from sink_offsets."""
     stored: dict[tuple[str, str], dict[int, int]] = {}
