@@ -25,6 +25,8 @@ from openpipe.config import Settings
 from openpipe.events import FAULT_HEADER, format_event_time
 
 log = logging.getLogger(__name__)
+# librdkafka's own warnings (a leader not found while the broker restarts) are expected here.
+logging.getLogger("librdkafka.probe").setLevel(logging.ERROR)
 FAMILIES = ("wearables", "restaurants", "gps")
 VALID, DUPLICATE, OUT_OF_RANGE = "valid", "duplicate", "out_of_range"
 #: One probe in this many is out of range, and one in this many re-sends an earlier one.

@@ -356,7 +356,7 @@ def device_counts(settings: Settings, rate: float) -> dict[str, int]:
 
 def watermark_consumer(settings: Settings, group: str = "openpipe-chaos-watch") -> Consumer:
     """A consumer used only for watermarks and committed offsets (it never subscribes)."""
-    return kafka.make_consumer(settings.kafka.bootstrap_servers, group, **{"log_level": 3})
+    return kafka.make_consumer(settings.kafka.bootstrap_servers, group, **{"log_level": 0})
 
 
 def high_marks(consumer: Consumer, topics: list[str]) -> dict[str, dict[int, int]]:
@@ -398,7 +398,7 @@ def flink_lag(settings: Settings, marks: dict[int, int]) -> int | None:
     """The Flink job's lag on the wearables topic (offsets it commits on each checkpoint)."""
     topic = settings.kafka.topics.wearables
     consumer = kafka.make_consumer(
-        settings.kafka.bootstrap_servers, settings.flink.job_name, **{"log_level": 3}
+        settings.kafka.bootstrap_servers, settings.flink.job_name, **{"log_level": 0}
     )
     try:
         committed = consumer.committed([TopicPartition(topic, p) for p in marks], timeout=10)
