@@ -374,6 +374,7 @@ def main() -> int:
             if wait > 0:
                 watch.status = f"faults {i - 1}/{len(plan)}, next {fault.kind} in {wait:.0f} s"
                 time.sleep(wait)
+            watch.status = f"fault {i}/{len(plan)} ({fault.kind}) in progress"
             say(f"fault {i}/{len(plan)} at +{time.monotonic() - phase:.0f} s: {fault.kind}")
             record = injector.inject(fault)
             records.append(record)
