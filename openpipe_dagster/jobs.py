@@ -56,6 +56,9 @@ def sink_job(spec: SinkSpec, settings: Settings) -> UnresolvedAssetJobDefinition
             SINK_TAG: spec.table,
             **WORKLOAD_TAGS,
             "dagster/retry_on_asset_or_op_failure": "false",
+            # Ahead of reports and rollups in the run queue: a sink without its session
+            # stalls the pipeline (docs/chaos.md, defect 2).
+            "dagster/priority": "10",
         },
         description=(
             f"Drain {spec.topic_key} into {spec.table}: a session of micro-batches "
