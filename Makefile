@@ -21,9 +21,10 @@ status:
 
 # The whole suite against the real services; brings the stack up when it is not up.
 test: up
-	@$(RUN) pytest
+	@$(RUN) pytest -m "not daemon"
 
-# End-to-end supervision through the live daemon (cancels the live Flink job).
+# Sink sessions end to end through the live daemon: terminated from Dagster, SIGKILLed and
+# replaced, and `openpipe down` during a session (stops and restarts the stack).
 test-daemon: up
 	@$(RUN) pytest -m daemon -s
 

@@ -17,7 +17,7 @@ import pytest
 from openpipe.config import load_settings
 from openpipe_dagster.resources.flink import FlinkService
 
-pytestmark = [pytest.mark.integration, pytest.mark.daemon]
+pytestmark = pytest.mark.integration
 
 #: The target is 60 s. On two shared cores kept busy by other suites (load 18-20) the
 #: run took 83 s to start and its `flink run` + restore 155 s: 4 min in all.
