@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from openpipe.storage import migrations
 from openpipe.config import REPO_ROOT, Settings
+from openpipe.storage import migrations
 
 log = logging.getLogger(__name__)
 ROLLUP_SQL_DIR = REPO_ROOT / "sql" / "rollups"
