@@ -16,7 +16,9 @@ from openpipe.events import INVALID_FAULT_KINDS
 from openpipe.sinks import SINKS
 
 pytestmark = pytest.mark.integration
-START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+# Yesterday 07:00 UTC, lunch time in India: restaurants send orders then (at an Indian
+# night 30 simulated seconds may hold none), whatever hour the suite runs at.
+START = datetime.now(UTC).replace(hour=7, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
 @functools.cache
