@@ -16,7 +16,7 @@ from openpipe.stack import components
 from openpipe.stack import dagster as stack_dagster
 from openpipe.stack.process import command_line, listening_pids, port_open
 
-pytestmark = [pytest.mark.integration, pytest.mark.daemon]
+pytestmark = pytest.mark.integration
 SINK = "wearable_readings"
 CLI = (sys.executable, "-m", "openpipe.stack.cli")
 
