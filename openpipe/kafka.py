@@ -62,6 +62,30 @@ def make_producer(
     return Producer({**producer_config(bootstrap_servers, kafka), **overrides})
 
 
+def produce_all(producer: Producer, topic: str, messages: Iterable, timestamp_ms: int) -> list:
+    """Produce (key, value, headers) messages, waiting while the local queue is full, then
+    flush; returns the delivery errors (empty when Kafka acknowledged every message)."""
+    failures: list = []
+    for key, value, headers in messages:
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=headers,
+                    timestamp=timestamp_ms,
+                    on_delivery=lambda err, _msg: err and failures.append(err),
+                )
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.5)
+        producer.poll(0)
+    if producer.flush(60):
+        failures.append("messages still queued after 60 s")
+    return failures
+
+
 def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Consumer:
     return Consumer({**consumer_config(bootstrap_servers, group_id), **overrides})
 

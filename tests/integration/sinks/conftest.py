@@ -76,23 +76,8 @@ def produce(settings):
         producer = kafka.make_producer(
             settings.kafka.bootstrap_servers, settings.kafka, **{"message.max.bytes": 4194304}
         )
-        failures: list = []
-        for key, value, headers in messages:
-            while True:
-                try:
-                    producer.produce(
-                        topic,
-                        key=key,
-                        value=value,
-                        headers=headers,
-                        timestamp=timestamp_ms,
-                        on_delivery=lambda err, _msg: err and failures.append(err),
-                    )
-                    break
-                except BufferError:  # the local queue is full: let deliveries drain it
-                    producer.poll(0.5)
-            producer.poll(0)
-        assert producer.flush(60) == 0 and not failures, f"undelivered: {failures[:3]}"
+        failures = kafka.produce_all(producer, topic, messages, timestamp_ms)
+        assert not failures, f"undelivered: {failures[:3]}"
         return len(messages)
 
     return _produce
