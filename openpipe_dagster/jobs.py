@@ -8,7 +8,6 @@ import dagster as dg
 
 from openpipe.config import Settings
 from openpipe.sinks import SINKS, SinkSpec
-from openpipe_dagster.partitions import daily_partitions, hourly_partitions
 from openpipe_dagster.runs import SINK_TAG, WORKLOAD_TAGS
 
 if TYPE_CHECKING:
@@ -99,14 +98,12 @@ def build_jobs(
         dg.define_asset_job(
             "hourly_rollups_job",
             selection=HOURLY_ROLLUPS,
-            partitions_def=hourly_partitions(settings),
             tags=retries,
             description="Recompute the hourly rollups (health metrics, restaurant sales, GPS).",
         ),
         dg.define_asset_job(
             "daily_alert_rollup_job",
             selection=["alert_rollup_daily"],
-            partitions_def=daily_partitions(settings),
             tags=retries,
             description="Recompute the daily alert rollup.",
         ),

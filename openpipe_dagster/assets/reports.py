@@ -128,7 +128,7 @@ def alert_report(
     )
     directory = reports_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"alert_report_{now:%Y%m%dT%H%M%S}_{context.run_id[:8]}.html"
+    path = directory / f"alert_report_{now:%Y%m%dT%H%M%S}_{context.run.run_id[:8]}.html"
     path.write_text(page, encoding="utf-8")
     shutil.copyfile(path, directory / "alert_report_latest.html")
     by_type: dict[str, int] = {}
