@@ -663,7 +663,7 @@ def test_dagster_instance_config_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_p
         monkeypatch.setenv(f"OPENPIPE__DATABASE__{key}", "5432" if key == "PORT" else "x")
     shutil.copy(DOCKER_DIR / "dagster" / "dagster.yaml", tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))
-    assert config["storage"]["postgres"]["postgres_db"]["hostname"] == {
+    assert config["storage"]["custom"]["config"]["postgres_db"]["hostname"] == {
         "env": "OPENPIPE__DATABASE__HOST"
     }
 
