@@ -363,6 +363,8 @@ class AnalyticsSettings(Section):
     report_context_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     report_max_alerts: Annotated[int, Field(ge=1, le=100000)] = 500
     report_lookback_hours: Annotated[int, Field(ge=1, le=720)] = 24
+    # At most one alert_report run per this many seconds, unless report_max_alerts wait.
+    report_interval_s: Annotated[int, Field(ge=30, le=86400)] = 600
     reports_dir: str = ".openpipe/reports"
     observation_interval_s: Annotated[int, Field(ge=5)] = 60
 

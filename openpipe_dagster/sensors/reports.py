@@ -2,15 +2,17 @@
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from openpipe.alert_report import decode_key, encode_key, fetch_alerts, key_of
+from openpipe.alert_report import CursorKey, encode_key, fetch_alerts, key_of
 from openpipe.config import Settings
 from openpipe_dagster.assets.reports import default_after
 from openpipe_dagster.resources import PostgresResource, SettingsResource
+from openpipe_dagster.runs import IN_FLIGHT_STATUSES
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -24,6 +26,56 @@ INCIDENT_SQL = (
 )
 
 
+@dataclass(frozen=True)
+class ReportCursor:
+    """The alert-report sensor's cursor: the last alert reported and when that report launched."""
+
+    after: CursorKey | None = None
+    launched_at: datetime | None = None
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "after": list(self.after) if self.after else None,
+                "launched_at": self.launched_at.isoformat() if self.launched_at else None,
+            }
+        )
+
+    @classmethod
+    def decode(cls, text: str | None) -> "ReportCursor":
+        """Reads `encode`'s JSON object, or the bare alert key that older versions wrote."""
+        if not text:
+            return cls()
+        try:
+            value = json.loads(text)
+            if isinstance(value, list):
+                return cls(after=_key(value))
+            after, launched = value["after"], value["launched_at"]
+            return cls(
+                after=_key(after) if after else None,
+                launched_at=datetime.fromisoformat(launched) if launched else None,
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(
+                f"alert report sensor cursor {text!r} is neither an alert key nor "
+                '{"after": [...], "launched_at": "<ISO time>"} '
+                f"({exc}); clear the sensor's cursor in the Dagster UI to start again"
+            ) from exc
+
+
+def _key(value: list) -> CursorKey:
+    if len(value) != 4 or not all(isinstance(part, str) for part in value):
+        raise ValueError(f"an alert key is four strings, got {value!r}")
+    return tuple(value)
+
+
+def report_wait_s(launched_at: datetime | None, now: datetime, interval_s: float) -> float:
+    """Seconds before the next report may launch: 0 when never launched or the clock went back."""
+    if launched_at is None or launched_at > now:
+        return 0.0
+    return max(0.0, interval_s - (now - launched_at).total_seconds())
+
+
 def build_alert_report_sensor(
     job: "UnresolvedAssetJobDefinition",
     settings: Settings,
@@ -31,7 +83,8 @@ def build_alert_report_sensor(
     patients: list[str] | None = None,
     name: str = "alert_report_sensor",
 ) -> dg.SensorDefinition:
-    """Launches one alert_report run per batch of new alerts; the cursor is the last alert seen."""
+    """Launches alert_report for new alerts, at most one run per analytics.report_interval_s
+    (sooner once report_max_alerts wait) and never while one is in flight."""
 
     @dg.sensor(
         name=name,
@@ -39,9 +92,11 @@ def build_alert_report_sensor(
         minimum_interval_seconds=ALERT_SENSOR_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            "Watches health_alerts (cursor: the last alert seen, by ingestion order) and "
-            "launches alert_report for each new batch of at most analytics.report_max_alerts. "
-            "Quiet periods launch nothing."
+            "Watches health_alerts (cursor: the last alert reported, by ingestion order, and "
+            "when that report launched) and launches alert_report for the new alerts, at most "
+            "analytics.report_max_alerts per run. It launches at most one run per "
+            "analytics.report_interval_s, sooner once report_max_alerts alerts wait, and never "
+            "while a run of the job is queued or running. Quiet periods launch nothing."
         ),
     )
     def _sensor(
@@ -50,17 +105,39 @@ def build_alert_report_sensor(
         settings_resource: SettingsResource,
     ) -> dg.SensorResult | dg.SkipReason:
         current = settings_resource.settings
-        after = decode_key(context.cursor) or default_after(current, datetime.now(UTC))
+        analytics = current.analytics
+        state = ReportCursor.decode(context.cursor)
+        now = datetime.now(UTC)
+        after = state.after or default_after(current, now)
         with postgres.connect(autocommit=True) as conn:
             alerts = fetch_alerts(
                 conn,
                 after=after,
                 through=None,
                 patients=patients or [],
-                limit=current.analytics.report_max_alerts,
+                limit=analytics.report_max_alerts,
             )
         if not alerts:
             return dg.SkipReason(f"no new alerts after {after[0]}")
+        # A full batch waiting is a backlog: drain it without waiting out the interval.
+        backlog = len(alerts) >= analytics.report_max_alerts
+        wait_s = report_wait_s(state.launched_at, now, analytics.report_interval_s)
+        if wait_s > 0 and not backlog:
+            return dg.SkipReason(
+                f"{len(alerts)} new alerts wait for the next report in {wait_s:.0f} s "
+                f"(analytics.report_interval_s = {analytics.report_interval_s})"
+            )
+        # Only the ticks that would launch ask the instance; a queued or running report
+        # keeps the cursor where it is, so the next report covers these alerts too.
+        in_flight = context.instance.get_run_records(
+            filters=dg.RunsFilter(job_name=job.name, statuses=IN_FLIGHT_STATUSES), limit=1
+        )
+        if in_flight:
+            run = in_flight[0].dagster_run
+            return dg.SkipReason(
+                f"{job.name} run {run.run_id} is {run.status.value}; "
+                f"{len(alerts)}{'+' if backlog else ''} new alerts wait for the next report"
+            )
         through = key_of(alerts[-1])
         digest = hashlib.sha1(encode_key(through).encode()).hexdigest()[:16]
         config = {"after": encode_key(after), "through": encode_key(through)}
@@ -74,7 +151,7 @@ def build_alert_report_sensor(
                     tags={"openpipe/alerts": str(len(alerts))},
                 )
             ],
-            cursor=encode_key(through),
+            cursor=ReportCursor(after=through, launched_at=now).encode(),
         )
 
     return _sensor

@@ -1,18 +1,19 @@
 """The alert-report sensor launches one run per new batch and none when quiet; the report
-file holds the alerts; the run-failure sensor records incidents."""
+file holds the alerts; the run-failure sensor records incidents. Its pacing (interval,
+run in flight, backlog) is tested in test_alert_report_pacing.py."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from analytics_rows import delete_where, ensure_days, insert_alert, insert_reading
 
-from openpipe.alert_report import decode_key
 from openpipe_dagster.assets.reports import alert_report
 from openpipe_dagster.sensors.reports import (
+    ReportCursor,
     build_alert_report_sensor,
     record_pipeline_incidents,
 )
@@ -25,6 +26,13 @@ JOB = dg.define_asset_job("alert_report_job", selection=[alert_report])
 def evaluate(sensor, instance, resources, cursor):
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         return sensor.evaluate_tick(context)
+
+
+def interval_passed(cursor: str, settings) -> str:
+    """The cursor as if its report had launched one report interval ago."""
+    state = ReportCursor.decode(cursor)
+    ago = timedelta(seconds=settings.analytics.report_interval_s + 1)
+    return ReportCursor(state.after, datetime.now(UTC) - ago).encode()
 
 
 def test_alert_report_sensor_and_report(db, resources, tag, base_hour, settings):
@@ -72,9 +80,9 @@ def test_alert_report_sensor_and_report(db, resources, tag, base_hour, settings)
         request = first.run_requests[0]
         assert request.run_key.startswith("alert_report-")
         assert request.tags["openpipe/alerts"] == "2"
-        assert decode_key(first.cursor)[1:3] == (device, "elevated_heart_rate")
+        assert ReportCursor.decode(first.cursor).after[1:3] == (device, "elevated_heart_rate")
 
-        again = evaluate(sensor, instance, resources, first.cursor)
+        again = evaluate(sensor, instance, resources, interval_passed(first.cursor, settings))
         assert again.run_requests == [], "the same alerts must not launch a second run"
 
         # The run the sensor asked for writes a report holding both alerts and the readings.
@@ -105,7 +113,7 @@ def test_alert_report_sensor_and_report(db, resources, tag, base_hour, settings)
             observed_value=150.0,
             threshold=140.0,
         )
-        second = evaluate(sensor, instance, resources, first.cursor)
+        second = evaluate(sensor, instance, resources, interval_passed(first.cursor, settings))
         assert len(second.run_requests) == 1
         assert second.run_requests[0].tags["openpipe/alerts"] == "1"
         assert second.run_requests[0].run_key != request.run_key
@@ -121,7 +129,8 @@ def test_alert_report_sensor_and_report(db, resources, tag, base_hour, settings)
         written.append(report)
         page = report.read_text(encoding="utf-8")
         assert "elevated_bp_systolic" in page and "elevated_heart_rate" not in page
-        assert evaluate(sensor, instance, resources, second.cursor).run_requests == []
+        last = evaluate(sensor, instance, resources, interval_passed(second.cursor, settings))
+        assert last.run_requests == []
     finally:
         delete_where(db, "health_alerts", "patient_id", [patient])
         delete_where(db, "wearable_readings", "patient_id", [patient])
