@@ -5,10 +5,11 @@ and the sinks must have drained what came before): over --window seconds,
 
 - busy cores of the whole machine (/proc/stat; everything running counts, say what ran)
   and of this stack's own processes (the process groups of PostgreSQL with its backends,
-  Kafka, Flink, the Dagster webserver and daemon with their runs, the viewer and the
-  simulator; /proc/<pid>/stat),
-- the Dagster daemon's CPU per minute (its process group sampled every second: the daemon,
-  its code servers, and the run workers it launched),
+  Kafka, Flink, the Dagster code server with its run workers, webserver and daemon, the
+  viewer and the simulator; /proc/<pid>/stat, sampled every second: a process that ends
+  between two samples loses up to a second),
+- CPU per minute by component, Dagster's split into daemon, code servers, run workers
+  and webserver,
 - freshness p50/p95: ingested_at - kafka_timestamp of the raw rows stored in the window,
 - Dagster runs per sink per hour (runs created in the last --runs-lookback seconds).
 
@@ -62,64 +63,68 @@ def cpu_jiffies() -> tuple[int, int]:
     return sum(values), values[3] + values[4]  # total, idle + iowait
 
 
-def group_ticks(pgid: int) -> dict[int, tuple[int, str]]:
-    """pid -> (utime + stime ticks, role) for the processes of one process group."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first), or None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def stack_ticks(leaders: dict[int, str]) -> dict[int, tuple[int, str]]:
+    """pid -> (utime + stime ticks, role) for every process of the stack's process groups,
+    plus PostgreSQL's backends (each in a session of its own, children of the postmaster).
+
+    Roles: the Dagster daemon, the code servers, the run workers (what else is in the code
+    server's group), and each other component by name.
+    """
     found = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or (fields := _proc_stat(int(entry.name))) is None:
             continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        role = (
-            "daemon" if "dagster-daemon" in cmd else "code servers" if "api grpc" in cmd else "runs"
+        parent, group = int(fields[1]), int(fields[2])
+        component = leaders.get(group) or (
+            "postgres" if leaders.get(parent) == "postgres" else None
         )
+        if component is None:
+            continue
+        role = component
+        if component == "dagster-code-server":
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            role = "code servers" if "code-server" in cmd or "api grpc" in cmd else "runs"
         found[int(entry.name)] = (int(fields[11]) + int(fields[12]), role)
     return found
 
 
 def stack_groups() -> dict[int, str]:
     """Process group -> component, for every process of the local stack that is running."""
-    groups = {
-        pid: c.name
-        for c in components.ALL
-        if c is not components.DAGSTER_DAEMON and (pid := c.process.pid()) is not None
-    }
+    groups = {pid: c.name for c in components.ALL if (pid := c.process.pid()) is not None}
     for process in components.SUPERVISED:
         if (pid := process.pid()) is not None:
             groups[pid] = process.name
     return groups
 
 
+#: The roles reported as Dagster's own cost.
+DAGSTER_ROLES = ("dagster-daemon", "code servers", "runs", "dagster-webserver")
+
+
 class Sampler:
-    """Machine busy cores, the stack's own cores and the daemon group's CPU by role,
-    sampled once a second."""
+    """Machine busy cores, the stack's own cores, and CPU by role, sampled once a second."""
 
     def __init__(self) -> None:
-        self.daemon_pid = stack_dagster.DAEMON.pid()
         self.groups = stack_groups()
         self.first: dict[int, int] = {}
         self.last: dict[int, tuple[int, str]] = {}
-        self.stack_first: dict[int, int] = {}
-        self.stack_last: dict[int, int] = {}
         self.scans = 0
         self.cpu0 = cpu_jiffies()
         self.t0 = time.monotonic()
 
     def sample(self) -> None:
         born = 0 if self.scans else None  # a process born in the window counts from 0
-        if self.daemon_pid is not None:
-            for pid, (ticks, role) in group_ticks(self.daemon_pid).items():
-                self.first.setdefault(pid, ticks if born is None else born)
-                self.last[pid] = (ticks, role)
-        for pgid in self.groups:
-            for pid, (ticks, _) in group_ticks(pgid).items():
-                self.stack_first.setdefault(pid, ticks if born is None else born)
-                self.stack_last[pid] = ticks
+        for pid, (ticks, role) in stack_ticks(self.groups).items():
+            self.first.setdefault(pid, ticks if born is None else born)
+            self.last[pid] = (ticks, role)
         self.scans += 1
 
     def result(self) -> dict:
@@ -129,12 +134,10 @@ class Sampler:
         per_role: Counter = Counter()
         for pid, (ticks, role) in self.last.items():
             per_role[role] += (ticks - self.first[pid]) / HZ
-        daemon = sum(ticks - self.first[pid] for pid, (ticks, _) in self.last.items())
-        others = sum(ticks - self.stack_first[pid] for pid, ticks in self.stack_last.items())
         return {
             "busy_cores": busy * os.cpu_count(),
-            "stack_cores": (daemon + others) / HZ / seconds,
-            "daemon_cpu_s_per_min": {r: v / seconds * 60 for r, v in sorted(per_role.items())},
+            "stack_cores": sum(per_role.values()) / seconds,
+            "cpu_s_per_min": {r: v / seconds * 60 for r, v in sorted(per_role.items())},
             "load": os.getloadavg()[0],
         }
 
@@ -309,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  busy cores {w['busy_cores']:.2f} (this stack's processes "
                 f"{w['stack_cores']:.2f}; load {w['load']:.1f}), freshness "
                 f"p50 {w['p50']:.2f} s / p95 {w['p95']:.2f} s over {w['rows']} rows, "
-                f"daemon group CPU s/min { ({k: round(v, 1) for k, v in w['daemon_cpu_s_per_min'].items()}) }"
+                f"CPU s/min { ({k: round(v, 1) for k, v in w['cpu_s_per_min'].items()}) }"
             )
         runs = runs_per_sink_per_hour(settings, args.runs_lookback)
         capacity = []
@@ -336,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  freshness p50 / p95:           {median(w['p50'] for w in windows):.2f} s / "
         f"{median(w['p95'] for w in windows):.2f} s"
     )
-    roles = sorted({r for w in windows for r in w["daemon_cpu_s_per_min"]})
-    per_role = {r: median(w["daemon_cpu_s_per_min"].get(r, 0) for w in windows) for r in roles}
-    print(
-        "  daemon group CPU s per minute: " + ", ".join(f"{r} {v:.1f}" for r, v in per_role.items())
-    )
+    roles = sorted({r for w in windows for r in w["cpu_s_per_min"]})
+    per_role = {r: median(w["cpu_s_per_min"].get(r, 0) for w in windows) for r in roles}
+    dagster_cost = ", ".join(f"{r} {per_role.get(r, 0):.1f}" for r in DAGSTER_ROLES)
+    others = ", ".join(f"{r} {v:.1f}" for r, v in per_role.items() if r not in DAGSTER_ROLES)
+    print(f"  Dagster CPU s per minute:      {dagster_cost}")
+    print(f"  other components, CPU s/min:   {others}")
     print(
         f"  runs per sink per hour (last {args.runs_lookback / 60:.0f} min): "
         + ", ".join(f"{t} {n:.1f}" for t, n in runs.items())

@@ -46,6 +46,7 @@ COMPONENTS = (
     "kafka",
     "flink-jobmanager",
     "flink-taskmanager",
+    "dagster-code-server",
     "dagster-webserver",
     "dagster-daemon",
     "sql-viewer",
@@ -105,7 +106,7 @@ def component_processes() -> dict[str, list[int]]:
         if pid is None:
             continue
         tree = stack.process_tree(pid)
-        if name == "dagster-daemon":
+        if name == "dagster-code-server":
             workers = [
                 p
                 for p in tree

@@ -105,11 +105,15 @@ def up(settings: Settings) -> None:
         elif note:
             progress.say(note)
     _wait(c.POSTGRES, settings, progress)
-    if not c.DAGSTER_DAEMON.process.running():
+    if not c.DAGSTER_CODE_SERVER.process.group_running():
         orphans = dagster.fail_orphaned_runs(settings)
         if orphans:
             progress.say(f"marked {orphans} run(s) left in progress by the last stop as failed")
-    for component in (c.DAGSTER_WEBSERVER, c.DAGSTER_DAEMON, c.SQL_VIEWER):
+    for component in (c.DAGSTER_CODE_SERVER, c.SQL_VIEWER):
+        _launch(component, settings, progress)
+    # The webserver and the daemon load the code location from the code server.
+    _wait(c.DAGSTER_CODE_SERVER, settings, progress)
+    for component in (c.DAGSTER_WEBSERVER, c.DAGSTER_DAEMON):
         _launch(component, settings, progress)
     _wait(c.FLINK_JOBMANAGER, settings, progress)
     _launch(c.FLINK_TASKMANAGER, settings, progress)
@@ -156,13 +160,18 @@ def _migrate(settings: Settings, progress: Progress) -> None:
 def down(purge: bool) -> None:
     """Stop every process we started (whole process groups); keep the data unless purge.
 
-    The Dagster daemon goes first, with its run workers (sink sessions end after their
-    transaction in flight), so nothing it supervises is relaunched during the stop; then
-    the webserver, the processes Dagster launched, and the rest in reverse start order.
+    The Dagster daemon goes first, so nothing it supervises is relaunched during the stop;
+    then the code server with its run workers (sink sessions end after their transaction
+    in flight), the webserver, the processes Dagster launched, and the rest in reverse
+    start order.
     A simulator whose launching run was cut short before it wrote its pid file is found
     by the port it holds.
     """
-    first = (components.DAGSTER_DAEMON.process, components.DAGSTER_WEBSERVER.process)
+    first = (
+        components.DAGSTER_DAEMON.process,
+        components.DAGSTER_CODE_SERVER.process,
+        components.DAGSTER_WEBSERVER.process,
+    )
     rest = [c.process for c in reversed(components.ALL) if c.process not in first]
     for process in (*first, *components.SUPERVISED, *rest):
         if process.stop():
@@ -211,9 +220,9 @@ def status(settings: Settings) -> bool:
         ("flink-job", services.flink_job(settings)),
     ):
         rows.append((name, state, "", detail))
-    width = max(len(r[2]) for r in rows)
+    names, width = max(len(r[0]) for r in rows), max(len(r[2]) for r in rows)
     for name, state, url, detail in rows:
-        print(f"{name:<18} {state:<9} {url:<{width}}  {detail}")
+        print(f"{name:<{names}} {state:<9} {url:<{width}}  {detail}")
     return all_up
 
 

@@ -96,6 +96,16 @@ FLINK_TASKMANAGER = Component(
     start=lambda s: (flink.prepare(s), flink.start_taskmanagers(s)),
     local=lambda s: s.flink.manage_local,
 )
+DAGSTER_CODE_SERVER = Component(
+    name="dagster-code-server",
+    process=dagster.CODE_SERVER,
+    url=lambda s: f"unix:{dagster.CODE_SOCKET}",
+    port=lambda s: (_host(s), 0, ""),
+    ready=dagster.code_server_ready,
+    start=lambda s: (dagster.prepare(), dagster.start_code_server(s)),
+    local=lambda s: True,
+    timeout_s=180,
+)
 DAGSTER_WEBSERVER = Component(
     name="dagster-webserver",
     process=dagster.WEBSERVER,
@@ -132,6 +142,7 @@ ALL: tuple[Component, ...] = (
     KAFKA,
     FLINK_JOBMANAGER,
     FLINK_TASKMANAGER,
+    DAGSTER_CODE_SERVER,
     DAGSTER_WEBSERVER,
     DAGSTER_DAEMON,
     SQL_VIEWER,

@@ -1,4 +1,10 @@
-"""Dagster: webserver and daemon with DAGSTER_HOME under .openpipe/dagster and storage in Postgres."""
+"""Dagster: code server, webserver and daemon; DAGSTER_HOME under .openpipe/dagster, storage in Postgres.
+
+The code location runs in one long-lived code server (`dagster code-server start`) that
+the webserver and the daemon reach over a Unix socket, as in docker-compose.yml. Left to
+itself the daemon starts a fresh code server process every 60 s (its workspace refresh),
+each paying seconds of CPU to import Dagster and the definitions (docs/architecture.md §7).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,24 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import httpx
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from openpipe.config import REPO_ROOT, Settings
-from openpipe.stack.process import STATE_DIR, ManagedProcess, StackError
+from openpipe.stack.process import RUN_DIR, STATE_DIR, ManagedProcess, StackError
 
 DAGSTER_HOME = STATE_DIR / "dagster"
+CODE_SERVER = ManagedProcess("dagster-code-server")
 WEBSERVER = ManagedProcess("dagster-webserver")
 DAEMON = ManagedProcess("dagster-daemon")
+#: The code server's socket, and the workspace file that points the webserver and the
+#: daemon at it (the repo's workspace.yaml loads the module in-process, for `dagster dev`).
+CODE_SOCKET = RUN_DIR / "dagster-code.sock"
+WORKSPACE = DAGSTER_HOME / "workspace.yaml"
+LOCATION = "openpipe"
+DEFINITIONS = "openpipe_dagster.definitions"
 
 _DAEMON_HEALTH = """
 { instance { daemonHealth { allDaemonStatuses { daemonType healthy lastHeartbeatTime } } } }
@@ -44,6 +60,8 @@ def environment(settings: Settings) -> dict[str, str]:
 def prepare() -> None:
     DAGSTER_HOME.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO_ROOT / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
+    server = {"socket": str(CODE_SOCKET), "location_name": LOCATION}
+    WORKSPACE.write_text(yaml.safe_dump({"load_from": [{"grpc_server": server}]}))
 
 
 def executable(name: str) -> str:
@@ -52,11 +70,13 @@ def executable(name: str) -> str:
 
 
 def fail_orphaned_runs(settings: Settings) -> int:
-    """Mark runs left in progress by a stopped daemon as failed, freeing their pool slots.
+    """Mark runs left in progress by a stopped code server as failed, freeing their slots.
 
-    `openpipe down` stops the daemon's whole process group, run workers included; without
-    this their runs would stay STARTED forever, hold concurrency slots and stall the sensors
-    that wait for them. Run retries then relaunch what was cut short.
+    Run workers are processes of the code server's group. `openpipe up` calls this only when
+    no process of that group is left (after `openpipe down`, or a crash of the whole group):
+    then no run can still be in progress, and without this their runs would stay STARTED
+    forever, hold concurrency slots and stall the sensors that wait for them. Run retries
+    then relaunch what was cut short. A daemon that died alone leaves its runs working.
     """
     import dagster as dg
 
@@ -94,6 +114,46 @@ def materialize(settings: Settings, asset: str) -> None:
         raise StackError(f"materializing {asset} through Dagster failed:\n{tail}")
 
 
+def start_code_server(settings: Settings) -> None:
+    CODE_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+    CODE_SOCKET.unlink(missing_ok=True)  # left by a code server that was killed
+    CODE_SERVER.start(
+        [
+            executable("dagster"),
+            "code-server",
+            "start",
+            "-m",
+            DEFINITIONS,
+            "-d",
+            str(REPO_ROOT),
+            "--socket",
+            str(CODE_SOCKET),
+            "--location-name",
+            LOCATION,
+            "--log-level",
+            "warning",
+        ],
+        env=environment(settings),
+    )
+
+
+def code_server_ready(settings: Settings) -> tuple[bool, str]:
+    """Ready when the code server answers gRPC health checks on its socket."""
+    if not CODE_SOCKET.exists():
+        return False, f"no socket at {CODE_SOCKET} yet"
+    try:
+        with grpc.insecure_channel(f"unix:{CODE_SOCKET}") as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="DagsterApi"), timeout=3
+            )
+    except grpc.RpcError as exc:
+        return False, f"not answering on {CODE_SOCKET} ({exc.code().name})"
+    state = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    if state != "SERVING":
+        return False, f"gRPC health {state}"
+    return True, f"serving {DEFINITIONS} on {CODE_SOCKET.name}"
+
+
 def start_webserver(settings: Settings) -> None:
     WEBSERVER.start(
         [
@@ -103,7 +163,7 @@ def start_webserver(settings: Settings) -> None:
             "-p",
             str(settings.monitoring.dagster_port),
             "-w",
-            str(REPO_ROOT / "workspace.yaml"),
+            str(WORKSPACE),
         ],
         env=environment(settings),
     )
@@ -111,7 +171,7 @@ def start_webserver(settings: Settings) -> None:
 
 def start_daemon(settings: Settings) -> None:
     DAEMON.start(
-        [executable("dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+        [executable("dagster-daemon"), "run", "-w", str(WORKSPACE)],
         env=environment(settings),
     )
 

@@ -54,6 +54,11 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def group_running(self) -> bool:
+        """True while any process of the group we started is left, even with its leader gone."""
+        pid = _read_pid(self.pid_file)
+        return pid is not None and group_alive(pid)
+
     def start(
         self,
         argv: Sequence[str],

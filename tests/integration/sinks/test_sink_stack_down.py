@@ -38,6 +38,7 @@ STACK_MARKS = (
     "dagster-daemon",
     "dagster-webserver",
     "dagster api grpc",
+    "code-server start",
     "multiprocessing.spawn",  # Dagster run workers, sink sessions among them
     "-m sql_viewer",
     "-m simulator --seed",  # the supervised simulator (tests run theirs with --dry-run)

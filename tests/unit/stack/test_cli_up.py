@@ -84,3 +84,27 @@ def test_a_server_running_without_timescaledb_is_restarted_only_while_nothing_is
         assert after[:3] == ["launch postgres", "accepting", "bootstrap"]
     else:
         assert "restart to load TimescaleDB" in capsys.readouterr().out
+
+
+def test_the_webserver_and_daemon_start_once_the_code_server_answers(steps):
+    cli.up(_settings())
+    ready = steps.index("wait dagster-code-server")
+    assert steps.index("launch dagster-code-server") < ready
+    assert ready < steps.index("launch dagster-webserver")
+    assert ready < steps.index("launch dagster-daemon")
+
+
+@pytest.mark.parametrize(("group_left", "failed"), [(True, False), (False, True)])
+def test_runs_are_failed_as_orphans_only_when_no_code_server_process_is_left(
+    steps, monkeypatch, group_left, failed
+):
+    # A daemon that crashed alone leaves the code server and its run workers working:
+    # failing their runs would free their slots and let a second session start.
+    monkeypatch.setattr(
+        ManagedProcess,
+        "group_running",
+        lambda self: group_left if self.name == "dagster-code-server" else False,
+    )
+    monkeypatch.setattr(cli.dagster, "fail_orphaned_runs", lambda s: steps.append("orphans"))
+    cli.up(_settings())
+    assert ("orphans" in steps) is failed
