@@ -283,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     down_parser = sub.add_parser("down", help="stop the local stack, keeping its data")
     down_parser.add_argument("--purge", action="store_true", help="also delete .openpipe/")
     sub.add_parser("status", help="one line per component")
+    sub.add_parser(
+        "reload", help="load the Dagster definitions again after a code change (the UI's Reload)"
+    )
     logs_parser = sub.add_parser("logs", help="tail a component's log")
     logs_parser.add_argument("component")
     logs_parser.add_argument("-n", "--lines", type=int, default=50)
@@ -322,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         if args.command == "up":
             up(settings)
+            return 0
+        if args.command == "reload":
+            dagster.reload_code(settings)
+            print(f"reloaded {dagster.DEFINITIONS}; the daemon takes it within 60 s")
             return 0
         if args.command == "dagster":
             run_dagster(settings, args.args)
