@@ -21,7 +21,7 @@ from openpipe.config import REPO_ROOT, Settings
 
 _SQL = {
     name: (REPO_ROOT / "sql" / "reports" / f"{name}.sql").read_text()
-    for name in ("alert_batch", "report_readings", "alert_history")
+    for name in ("alert_batch", "newest_alert", "report_readings", "alert_history")
 }
 _TEMPLATE = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True
@@ -93,6 +93,13 @@ def fetch_alerts(
     }
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(_SQL["alert_batch"], params).fetchall()
+
+
+def newest_alert_key(conn: psycopg.Connection, patients: list[str]) -> CursorKey | None:
+    """The cursor key of the newest alert (of `patients`, or of all), or None without alerts."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_SQL["newest_alert"], {"patients": patients}).fetchone()
+    return key_of(row) if row else None
 
 
 @dataclass

@@ -92,8 +92,9 @@ def default_after(settings: Settings, now: datetime) -> CursorKey:
     description=(
         "HTML report of new health alerts under analytics.reports_dir: per patient the alerts, "
         "the readings around them (analytics.report_context_minutes) with a small chart, and "
-        "the daily alert counts from alert_rollup_daily. Launched by alert_report_sensor for "
-        "each new batch of alerts; path and counts are recorded as metadata."
+        "the daily alert counts from alert_rollup_daily, at most analytics.report_max_alerts "
+        "alerts (the window says when more fell in it). Launched by alert_report_sensor; "
+        "path and counts are recorded as metadata."
     ),
 )
 def alert_report(
@@ -107,17 +108,20 @@ def alert_report(
     after = decode_key(config.after) or default_after(settings, now)
     through = decode_key(config.through)
     with postgres.connect(autocommit=True) as conn:
+        shown = settings.analytics.report_max_alerts
         alerts = fetch_alerts(
-            conn,
-            after=after,
-            through=through,
-            patients=config.patients,
-            limit=settings.analytics.report_max_alerts,
+            conn, after=after, through=through, patients=config.patients, limit=shown + 1
         )
+        truncated = len(alerts) > shown
+        alerts = alerts[:shown]
         series = fetch_series(conn, alerts, settings)
         patients = sorted({a["patient_id"] for a in alerts})
         history = fetch_history(conn, patients, now) if patients else []
     window = f"after {after[0]}" + (f" through {through[0]}" if through else "")
+    if truncated:
+        window += (
+            f"; the first {shown} alerts shown (analytics.report_max_alerts), more in the table"
+        )
     page = render_report(
         alerts,
         series,
@@ -143,5 +147,6 @@ def alert_report(
             "readings": sum(len(s.points) for s in series),
             "alerts_by_type": dg.MetadataValue.json(by_type),
             "window": window,
+            "truncated": truncated,
         }
     )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from openpipe.alert_report import CursorKey, encode_key, fetch_alerts, key_of
+from openpipe.alert_report import CursorKey, encode_key, fetch_alerts, key_of, newest_alert_key
 from openpipe.config import Settings
 from openpipe_dagster.assets.reports import default_after
 from openpipe_dagster.resources import PostgresResource, SettingsResource
@@ -84,7 +84,7 @@ def build_alert_report_sensor(
     name: str = "alert_report_sensor",
 ) -> dg.SensorDefinition:
     """Launches alert_report for new alerts, at most one run per analytics.report_interval_s
-    (sooner once report_max_alerts wait) and never while one is in flight."""
+    and never while one is in flight; a backlog is skipped ahead to the newest alert."""
 
     @dg.sensor(
         name=name,
@@ -93,10 +93,11 @@ def build_alert_report_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Watches health_alerts (cursor: the last alert reported, by ingestion order, and "
-            "when that report launched) and launches alert_report for the new alerts, at most "
-            "analytics.report_max_alerts per run. It launches at most one run per "
-            "analytics.report_interval_s, sooner once report_max_alerts alerts wait, and never "
-            "while a run of the job is queued or running. Quiet periods launch nothing."
+            "when that report launched) and launches alert_report for the new alerts: at most "
+            "one run per analytics.report_interval_s, never while a run of the job is queued "
+            "or running. A report shows at most analytics.report_max_alerts alerts; when more "
+            "wait, it covers up to the newest one and says how many it leaves out. Quiet "
+            "periods launch nothing."
         ),
     )
     def _sensor(
@@ -109,6 +110,12 @@ def build_alert_report_sensor(
         state = ReportCursor.decode(context.cursor)
         now = datetime.now(UTC)
         after = state.after or default_after(current, now)
+        wait_s = report_wait_s(state.launched_at, now, analytics.report_interval_s)
+        if wait_s > 0:
+            return dg.SkipReason(
+                f"next report in {wait_s:.0f} s at the earliest "
+                f"(analytics.report_interval_s = {analytics.report_interval_s})"
+            )
         with postgres.connect(autocommit=True) as conn:
             alerts = fetch_alerts(
                 conn,
@@ -117,16 +124,14 @@ def build_alert_report_sensor(
                 patients=patients or [],
                 limit=analytics.report_max_alerts,
             )
-        if not alerts:
-            return dg.SkipReason(f"no new alerts after {after[0]}")
-        # A full batch waiting is a backlog: drain it without waiting out the interval.
-        backlog = len(alerts) >= analytics.report_max_alerts
-        wait_s = report_wait_s(state.launched_at, now, analytics.report_interval_s)
-        if wait_s > 0 and not backlog:
-            return dg.SkipReason(
-                f"{len(alerts)} new alerts wait for the next report in {wait_s:.0f} s "
-                f"(analytics.report_interval_s = {analytics.report_interval_s})"
-            )
+            if not alerts:
+                return dg.SkipReason(f"no new alerts after {after[0]}")
+            # A full batch: more may wait. The report covers up to the newest alert and shows
+            # the first report_max_alerts of them, so a backlog costs one report, not many.
+            backlog = len(alerts) >= analytics.report_max_alerts
+            through = key_of(alerts[-1])
+            if backlog:
+                through = newest_alert_key(conn, patients or []) or through
         # Only the ticks that would launch ask the instance; a queued or running report
         # keeps the cursor where it is, so the next report covers these alerts too.
         in_flight = context.instance.get_run_records(
@@ -138,7 +143,6 @@ def build_alert_report_sensor(
                 f"{job.name} run {run.run_id} is {run.status.value}; "
                 f"{len(alerts)}{'+' if backlog else ''} new alerts wait for the next report"
             )
-        through = key_of(alerts[-1])
         digest = hashlib.sha1(encode_key(through).encode()).hexdigest()[:16]
         config = {"after": encode_key(after), "through": encode_key(through)}
         if patients:
@@ -148,7 +152,7 @@ def build_alert_report_sensor(
                 dg.RunRequest(
                     run_key=f"alert_report-{digest}",
                     run_config={"ops": {"alert_report": {"config": config}}},
-                    tags={"openpipe/alerts": str(len(alerts))},
+                    tags={"openpipe/alerts": f"{len(alerts)}{'+' if backlog else ''}"},
                 )
             ],
             cursor=ReportCursor(after=through, launched_at=now).encode(),

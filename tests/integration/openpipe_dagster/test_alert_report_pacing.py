@@ -1,5 +1,5 @@
 """The alert-report sensor's pacing: at most one run per analytics.report_interval_s,
-sooner once report_max_alerts wait, never while a run of its job is in flight.
+never while a run of its job is in flight, and a backlog skipped ahead in one report.
 
 Alerts go into the live health_alerts table under this test's own patient id; the runs
 the sensor sees are in a throwaway Dagster instance.
@@ -15,7 +15,7 @@ import pytest
 from analytics_rows import delete_where, ensure_days, insert_alert
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 
-from openpipe.alert_report import EPOCH, encode_key
+from openpipe.alert_report import EPOCH, decode_key, encode_key
 from openpipe_dagster.assets.reports import alert_report
 from openpipe_dagster.resources import SettingsResource
 from openpipe_dagster.sensors.reports import ReportCursor, build_alert_report_sensor
@@ -23,6 +23,7 @@ from openpipe_dagster.sensors.reports import ReportCursor, build_alert_report_se
 pytestmark = pytest.mark.integration
 JOB = dg.define_asset_job("alert_report_job", selection=[alert_report])
 M = timedelta(minutes=1)
+S = timedelta(seconds=1)
 MAX_ALERTS = 3
 INTERVAL_S = 600
 
@@ -142,17 +143,40 @@ def test_run_in_flight_skips_and_keeps_the_cursor(db, paced, instance, patient, 
     assert len(evaluate(instance, paced, patient, cursor).run_requests) == 1
 
 
-def test_backlog_launches_before_the_interval(db, paced, instance, patient, base_hour):
-    cursor = cursor_launched(5)
-    add_alerts(db, patient, base_hour, MAX_ALERTS - 1)
-    assert evaluate(instance, paced, patient, cursor).run_requests == []
+def test_a_backlog_waits_for_the_interval_and_is_covered_by_one_report(
+    db, paced, instance, patient, base_hour
+):
+    add_alerts(db, patient, base_hour, MAX_ALERTS * 3)
+    assert evaluate(instance, paced, patient, cursor_launched(5)).run_requests == []
 
-    add_alerts(db, patient, base_hour, 2, first_minute=MAX_ALERTS)
-    full = evaluate(instance, paced, patient, cursor)
-    assert len(full.run_requests) == 1
-    assert full.run_requests[0].tags["openpipe/alerts"] == str(MAX_ALERTS)
-    # The one alert left is less than a full batch: it waits for the interval.
-    assert evaluate(instance, paced, patient, full.cursor).run_requests == []
+    due = evaluate(instance, paced, patient, cursor_launched(INTERVAL_S + 1))
+    [request] = due.run_requests
+    assert request.tags["openpipe/alerts"] == f"{MAX_ALERTS}+"
+    through = request.run_config["ops"]["alert_report"]["config"]["through"]
+    newest = base_hour + (MAX_ALERTS * 3 - 1) * M
+    assert datetime.fromisoformat(ReportCursor.decode(due.cursor).after[3]) == newest
+    assert datetime.fromisoformat(decode_key(through)[3]) == newest
+    # Everything waiting was covered: even after the interval, nothing is left to report.
+    state = ReportCursor.decode(due.cursor)
+    later = ReportCursor(after=state.after, launched_at=state.launched_at - 2 * INTERVAL_S * S)
+    assert evaluate(instance, paced, patient, later.encode()).run_requests == []
+
+
+def test_a_truncated_report_says_so(db, paced, patient, base_hour, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENPIPE__ANALYTICS__REPORTS_DIR", str(tmp_path))
+    add_alerts(db, patient, base_hour, MAX_ALERTS + 2)
+    after = encode_key(((base_hour - timedelta(hours=1)).isoformat(), "", "", EPOCH))
+    config = {"after": after, "through": "", "patients": [patient]}
+    result = dg.materialize(
+        [alert_report],
+        resources={**paced, "settings_resource": SettingsResource()},
+        run_config={"ops": {"alert_report": {"config": config}}},
+    )
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["alerts"].value == MAX_ALERTS
+    assert metadata["truncated"].value is True
+    assert f"the first {MAX_ALERTS} alerts shown" in metadata["window"].value
 
 
 def test_cursor_of_the_previous_format_is_read(db, paced, instance, patient, base_hour):
