@@ -39,6 +39,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 
+from flink_jobs import health_windows
 from flink_jobs.reference import expected_outputs, wearable_event
 from openpipe import kafka
 from openpipe.config import REPO_ROOT, Settings, load_settings
@@ -292,18 +293,74 @@ def _stream_fleet(settings: Settings, stop: threading.Event, produced: list[int]
     producer.flush(30)
 
 
-def alert_latency(seconds: float, devices: int = 30) -> dict[str, float]:
-    """p50/p95 seconds from window end + watermark delay to the alert in Kafka and in Postgres."""
+def _sample_job(
+    service: FlinkService, job_id: str, stop: threading.Event, out: list, checkpoints: dict
+) -> None:
+    """Every 5 s: the source's unread records (Kafka lag), the busiest subtask's busy ms/s and the seconds each completed checkpoint took (trigger to last ack)."""
+    while not stop.wait(5):
+        try:
+            history = service._get(f"/jobs/{job_id}/checkpoints").get("history", [])
+            for c in history:
+                if c["status"] == "COMPLETED":
+                    checkpoints[c["id"]] = c["end_to_end_duration"] / 1000
+            pending, busy = 0, 0.0
+            for vertex in service._get(f"/jobs/{job_id}")["vertices"]:
+                path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+                names = [m["id"] for m in service._get(path)]
+                wanted = [n for n in names if n.endswith(".pendingRecords")]
+                wanted.append("busyTimeMsPerSecond")
+                for metric in service._get(f"{path}?get={','.join(wanted)}&agg=sum,max"):
+                    if metric["id"].endswith(".pendingRecords"):
+                        pending += float(metric.get("sum", 0))
+                    else:
+                        busy = max(busy, float(metric.get("max", 0)))
+            out.append({"pending": pending, "busy": busy})
+        except (httpx.HTTPError, KeyError, ValueError):
+            continue
+
+
+_TM_METRICS = (
+    "Status.JVM.CPU.Time",
+    "Status.JVM.GarbageCollector.G1_Young_Generation.Time",
+    "Status.JVM.GarbageCollector.G1_Old_Generation.Time",
+)
+
+
+def _taskmanager_counters(service: FlinkService) -> dict[str, float]:
+    """CPU time (ns) and GC time (ms) summed over the cluster's TaskManagers."""
+    totals = dict.fromkeys(_TM_METRICS, 0.0)
+    for tm in service._get("/taskmanagers")["taskmanagers"]:
+        path = f"/taskmanagers/{tm['id']}/metrics?get={','.join(_TM_METRICS)}"
+        for metric in service._get(path):
+            totals[metric["id"]] += float(metric["value"])
+    return totals
+
+
+def alert_latency(
+    seconds: float, checkpoint_s: int | None = None, devices: int = 30
+) -> dict[str, float]:
+    """p50/p95 seconds from window end + watermark delay to the alert in Kafka and in Postgres.
+
+    `checkpoint_s` overrides flink.checkpoint_interval_s for this job (`_settings` clears
+    the OPENPIPE__* variables of the calling shell, so an exported override has no effect).
+    """
     suffix = uuid.uuid4().hex[:6]
     outputs = {key: f"bench-lat-{key.replace('_', '-')}-{suffix}" for key in OUTPUT_KEYS}
-    settings = _settings(f"bench-lat-{suffix}", f"bench-lat-wearables-{suffix}", outputs)
-    _create_topics(settings, [settings.kafka.topics.wearables, *outputs.values()])
+    interval = {"OPENPIPE__FLINK__CHECKPOINT_INTERVAL_S": str(checkpoint_s)} if checkpoint_s else {}
+    settings = _settings(
+        f"bench-lat-{suffix}", f"bench-lat-wearables-{suffix}", outputs, **interval
+    )
+    _create_topics(settings, [settings.kafka.topics.wearables])
+    # Outputs stamped with the broker's append time: when Flink wrote an alert (inside its
+    # transaction), apart from when the transaction committed and made it readable.
+    _create_topics(settings, list(outputs.values()), append_time=True)
     delay_s = settings.flink.watermark_delay_seconds
     service = _service(settings)
     job = service.deploy(settings).job
     prefix = f"bench-lat-{suffix}"
     stop = threading.Event()
     kafka_seen: dict[tuple[str, str], float] = {}
+    appended: dict[tuple[str, str], float] = {}
     produced = [0]
 
     def read_alerts() -> None:
@@ -321,12 +378,21 @@ def alert_latency(seconds: float, devices: int = 30) -> dict[str, float]:
             if message is not None and not message.error():
                 record = orjson.loads(message.value())
                 if record["device_id"].startswith(prefix):
-                    kafka_seen[(record["device_id"], record["window_end"])] = time.time()
+                    alert = (record["device_id"], record["window_end"])
+                    kafka_seen[alert] = time.time()
+                    appended[alert] = message.timestamp()[1] / 1000
         consumer.close()
 
+    samples: list[dict] = []
+    checkpoint_s: dict[int, float] = {}
     threads = [
         threading.Thread(target=read_alerts, daemon=True),
         threading.Thread(target=_stream_fleet, args=(settings, stop, produced), daemon=True),
+        threading.Thread(
+            target=_sample_job,
+            args=(service, job.job_id, stop, samples, checkpoint_s),
+            daemon=True,
+        ),
     ]
     for thread in threads:
         thread.start()
@@ -336,7 +402,8 @@ def alert_latency(seconds: float, devices: int = 30) -> dict[str, float]:
     def connect():
         return db.connect(settings, application_name="flink-bench", autocommit=True)
 
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
+    tm_started = _taskmanager_counters(service)
     try:
         next_drain = time.monotonic()
         while time.monotonic() - started < seconds:
@@ -368,6 +435,10 @@ def alert_latency(seconds: float, devices: int = 30) -> dict[str, float]:
             ).fetchall()
     finally:
         elapsed = time.monotonic() - started
+        bench_cpu = (time.process_time() - cpu_started) / elapsed
+        tm = _taskmanager_counters(service)
+        tm_cpu_s = (tm["Status.JVM.CPU.Time"] - tm_started["Status.JVM.CPU.Time"]) / 1e9
+        tm_gc_s = sum(tm[k] - tm_started[k] for k in _TM_METRICS[1:]) / 1000
         stop.set()
         for thread in threads:
             thread.join(30)
@@ -385,17 +456,47 @@ def alert_latency(seconds: float, devices: int = 30) -> dict[str, float]:
         seen - (datetime.fromisoformat(end).timestamp() + delay_s)
         for (_, end), seen in kafka_seen.items()
     )
+    to_append = sorted(
+        at - (datetime.fromisoformat(end).timestamp() + delay_s)
+        for (_, end), at in appended.items()
+    )
+    commit_wait = sorted(kafka_seen[a] - appended[a] for a in kafka_seen if a in appended)
+    checkpoints = sorted(checkpoint_s.values())
 
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
     return {
+        "checkpoint_interval_s": settings.flink.checkpoint_interval_s,
         "alerts": len(to_kafka),
         "fleet_events_s": produced[0] / elapsed,
         "kafka_p50_s": pct(to_kafka, 0.5),
         "kafka_p95_s": pct(to_kafka, 0.95),
         "postgres_p50_s": pct(pg, 0.5),
         "postgres_p95_s": pct(pg, 0.95),
+        "written_p50_s": pct(to_append, 0.5),
+        "written_p95_s": pct(to_append, 0.95),
+        "commit_wait_p50_s": pct(commit_wait, 0.5),
+        "commit_wait_p95_s": pct(commit_wait, 0.95),
+        # Each window's alerts come out together: its slowest, to Kafka, per window end.
+        "windows": {
+            end[11:19]: max(
+                seen - (datetime.fromisoformat(e).timestamp() + delay_s)
+                for (_, e), seen in kafka_seen.items()
+                if e == end
+            )
+            for end in sorted({end for _, end in kafka_seen})
+        },
+        "checkpoints": len(checkpoints),
+        "checkpoint_p50_s": pct(checkpoints, 0.5),
+        "checkpoint_max_s": checkpoints[-1] if checkpoints else float("nan"),
+        "max_pending": max((s["pending"] for s in samples), default=0),
+        "busiest": max((s["busy"] for s in samples), default=0) / 10,
+        "bench_cpu": bench_cpu * 100,
+        # The TaskManagers' CPU (all their jobs: the live one too) per fleet reading.
+        "tm_cpu": tm_cpu_s / elapsed * 100,
+        "tm_cpu_us_per_event": tm_cpu_s / max(produced[0], 1) * 1e6,
+        "tm_gc": tm_gc_s / elapsed * 100,
     }
 
 
@@ -416,12 +517,32 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=180)
     parser.add_argument("--only", choices=("throughput", "latency"))
     parser.add_argument("--state-backend", choices=("hashmap", "rocksdb"))
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=int,
+        metavar="SECONDS",
+        help="latency run: flink.checkpoint_interval_s for the job (default: the setting)",
+    )
+    parser.add_argument(
+        "--flink-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra Flink option for the health job (repeatable), to compare job options",
+    )
     args = parser.parse_args()
+    options = dict(option.split("=", 1) for option in args.flink_option)
+    if options:
+        os.environ[health_windows.EXTRA_OPTIONS_ENV] = orjson.dumps(options).decode()
     started = datetime.now(UTC)
     configured = load_settings()
     realtime = simulator_wearable_rate(configured)
     backend = args.state_backend or configured.flink.state_backend
-    print(f"flink bench: load {_load()}, other jobs on the cluster: {_running_jobs()}")
+    overrides = {k: v for k, v in os.environ.items() if k.startswith("OPENPIPE__FLINK__")}
+    print(
+        f"flink bench: load {_load()}, other jobs on the cluster: {_running_jobs()}; "
+        f"extra job options {options or 'none'}, settings overrides {overrides or 'none'}"
+    )
     if args.only != "latency":
         print(
             f"flink throughput ({args.events:,} events backlog, {args.rounds} rounds, "
@@ -436,13 +557,26 @@ def main() -> None:
             f"{SIMULATOR_DEVICES:,}-device simulator ({realtime:,.0f} ev/s)"
         )
     if args.only != "throughput":
-        lat = alert_latency(args.latency_seconds)
+        lat = alert_latency(args.latency_seconds, args.checkpoint_interval)
         print(
             f"flink alert latency with a {SIMULATOR_DEVICES:,}-device fleet streaming "
             f"({lat['fleet_events_s']:,.0f} ev/s; window end + watermark delay -> ...; "
             f"{lat['alerts']} alerts): Kafka p50 {lat['kafka_p50_s']:.1f} s p95 "
             f"{lat['kafka_p95_s']:.1f} s (target <= 10 s); PostgreSQL p50 "
             f"{lat['postgres_p50_s']:.1f} s p95 {lat['postgres_p95_s']:.1f} s"
+        )
+        print(
+            f"  where it went: written into the open transaction p50 {lat['written_p50_s']:.1f} s "
+            f"p95 {lat['written_p95_s']:.1f} s, then the commit (checkpoint) wait p50 "
+            f"{lat['commit_wait_p50_s']:.1f} s p95 {lat['commit_wait_p95_s']:.1f} s; per window end "
+            f"{', '.join(f'{w} {s:.1f} s' for w, s in lat['windows'].items())}; "
+            f"{lat['checkpoints']} checkpoints (every {lat['checkpoint_interval_s']} s), "
+            f"p50 {lat['checkpoint_p50_s']:.1f} s max {lat['checkpoint_max_s']:.1f} s; source lag "
+            f"max {lat['max_pending']:,.0f} records; busiest subtask max "
+            f"{lat['busiest']:.0f} % busy; TaskManager CPU {lat['tm_cpu']:.0f} % of a core "
+            f"({lat['tm_cpu_us_per_event']:.0f} µs per reading), in GC pauses "
+            f"{lat['tm_gc']:.0f} % of the time; this script's own CPU {lat['bench_cpu']:.0f} % "
+            "of a core"
         )
     _clear_overrides()
     print(f"started {started:%Y-%m-%d %H:%M} UTC, load now {_load()}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -68,6 +69,9 @@ _ALERT_TYPES = (
     "severity STRING"
 )
 SOURCE_TABLE = "wearables_source"
+#: Extra Flink options for one submission, a JSON object of strings: benchmarks compare job
+#: options with it (benchmarks/flink_bench.py --flink-option); the deployed job never has it.
+EXTRA_OPTIONS_ENV = "OPENPIPE_FLINK_JOB_OPTIONS"
 
 
 class HealthTables(NamedTuple):
@@ -116,7 +120,8 @@ def job_parallelism(settings: Settings) -> int:
 
 
 def configure(t_env: TableEnvironment, settings: Settings) -> None:
-    """Session settings every run needs: UTC wall clock, idle-source timeout, the decoder jar."""
+    """Session settings every run needs: UTC wall clock, idle-source timeout, one-phase
+    window aggregates, object reuse, the decoder jar."""
     if not WEARABLES_JAR.exists():
         raise FileNotFoundError(
             f"{WEARABLES_JAR} is missing; run `make up` (it builds jvm/flink-wearables)."
@@ -124,6 +129,13 @@ def configure(t_env: TableEnvironment, settings: Settings) -> None:
     config = t_env.get_config()
     config.set("table.local-time-zone", "UTC")
     config.set("table.exec.source.idle-timeout", f"{settings.flink.idle_timeout_seconds} s")
+    # One-phase window aggregates: streaming in real time, a device has one or two readings
+    # per window between two flushes of a local pre-aggregate, so a local phase cut nothing
+    # (records in = records out) and shipped each reading as a serialized event_id map.
+    config.set("table.optimizer.agg-phase-strategy", "ONE_PHASE")
+    # Chained operators hand records on without a deep copy; Flink SQL's operators copy
+    # what they keep, and the format builds a new row per record.
+    config.set("pipeline.object-reuse", "true")
     # Uploaded with the job next to `--jarfile`'s connector (kept: setting replaces the
     # list); setting it also loads the jar into this client for planning.
     listed = config.get("pipeline.jars", None) or ""  # "a;b" or, once set, "['a', 'b']"
@@ -281,7 +293,13 @@ def main() -> None:
     settings = load_settings()
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     configure_cluster_job(t_env, settings)
-    result = build_pipeline(t_env, settings).execute()
+    statements = build_pipeline(t_env, settings)
+    extra = orjson.loads(os.environ.get(EXTRA_OPTIONS_ENV) or "{}")
+    for key, value in extra.items():  # last, so they win over the job's own options
+        t_env.get_config().set(key, str(value))
+    if extra:
+        logger.info("extra job options from %s: %s", EXTRA_OPTIONS_ENV, extra)
+    result = statements.execute()
     client = result.get_job_client()
     logger.info(
         "submitted %s as job %s", job_name(settings), client.get_job_id() if client else "?"

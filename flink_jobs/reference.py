@@ -87,7 +87,9 @@ def expected_outputs(
             size_ms = rule.window_s * 1000
             start = event_ms - event_ms % size_ms
             key = (rule.metric, start, event["device_id"])
-            windows[key].setdefault(event["event_id"], (event["patient_id"], event[rule.field]))
+            # One event per UUID whatever its case, as the sinks dedupe (lowercased id).
+            event_id = event["event_id"].lower()
+            windows[key].setdefault(event_id, (event["patient_id"], event[rule.field]))
     out: dict[str, set[tuple]] = {"metrics_1min": set(), "metrics_10min": set(), "alerts": set()}
     by_metric = {rule.metric: rule for rule in rules}
     for (metric, start, device), readings in windows.items():

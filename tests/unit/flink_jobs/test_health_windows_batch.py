@@ -113,6 +113,18 @@ def _dataset() -> list[tuple[bytes | None, int]]:
     sent(dup, 41)
     sent(dup, 42)
     sent(_hr("dupes", 13, 70))
+    # The same UUID in capitals is the same event, as the sinks count it (lowercased id).
+    upper = dict(dup, event_id=dup["event_id"].upper())
+    sent(upper, 43)
+    cased = _hr("dupes-case", 5, 90)
+    sent(cased)
+    sent(dict(cased, event_id=cased["event_id"].upper()), 44)
+    sent(_hr("dupes-case", 6, 110))
+    # Many readings in one window, each sent twice: past the accumulator's scan, its index.
+    for i in range(40):
+        many = _hr("dupes-many", 1 + i, 60 + i)
+        sent(many)
+        sent(many, 45)
     # A future-timestamped event (an hour ahead of its send time) among valid ones.
     sent(_hr("future", 10, 80))
     sent(_hr("future", 3600, 250), 20)
@@ -215,6 +227,18 @@ def test_invalid_readings_are_ignored(outputs):
 def test_duplicate_event_ids_count_once(outputs):
     assert _metrics(outputs, "dupes") == {
         (*W1, "dupes", "patient-dupes", "heart_rate", 2, 100.0, 70.0, 130.0)
+    }
+
+
+def test_an_event_id_in_capitals_is_the_same_event(outputs):
+    assert _metrics(outputs, "dupes-case") == {
+        (*W1, "dupes-case", "patient-dupes-case", "heart_rate", 2, 100.0, 90.0, 110.0)
+    }
+
+
+def test_duplicates_count_once_in_a_window_with_many_readings(outputs):
+    assert _metrics(outputs, "dupes-many") == {
+        (*W1, "dupes-many", "patient-dupes-many", "heart_rate", 40, 79.5, 60.0, 99.0)
     }
 
 
