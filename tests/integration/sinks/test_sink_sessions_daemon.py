@@ -1,5 +1,10 @@
-"""End to end through the live daemon (marked `daemon`: `make test-daemon`): the
-wearables sink's session terminated from Dagster, and one killed with SIGKILL."""
+"""End to end through the live daemon (marked `daemon`; `make test-daemon` runs only
+these): the wearables sink's session terminated from Dagster, and one killed with SIGKILL.
+
+They failed on two busy cores while the daemon replaced its code server every 60 s (the
+likely cause: a SIGKILLed worker's death is noticed by the code server that launched
+it, which was often gone by then). With the stack's one long-lived code server they
+pass (docs/architecture.md §7)."""
 
 import os
 import signal
