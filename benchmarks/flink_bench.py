@@ -2,6 +2,7 @@
 
 Usage: uv run python benchmarks/flink_bench.py [--events 300000] [--rounds 3]
        [--latency-seconds 180] [--only throughput|latency] [--state-backend hashmap|rocksdb]
+       [--checkpoint-interval SECONDS] [--flink-option KEY=VALUE ...]
 
 Everything runs on the stack's Flink cluster and Kafka with scratch topics and job names
 (OPENPIPE__* overrides, which the `flink run` subprocess inherits), so the live pipeline
@@ -20,7 +21,10 @@ is untouched.
    100,000-device simulator (~16,300 readings/s) streams in real time, with 30 extra
    devices reporting 130 bpm every second; each of their alerts is timed from window end
    + watermark delay to (a) readable (committed) in Kafka and (b) its row in
-   health_alerts, drained by the sink engine every pipeline.flush_interval_s.
+   health_alerts, drained by the sink engine every pipeline.flush_interval_s. The alerts
+   topic stamps the broker's append time, which splits (a) into written (lag + firing)
+   and the commit wait (checkpoint); Flink's REST API gives the checkpoints' durations,
+   the source's backlog, busy time and the TaskManager's CPU and GC time.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from openpipe.config import REPO_ROOT, Settings, load_settings
 from openpipe.sinks import SINKS
 from openpipe.sinks.drain import drain_topic
 from openpipe.storage import db
-from openpipe_dagster.resources.flink import FlinkService
+from openpipe_dagster.resources.flink import FlinkService, FlinkServiceError
 from simulator.wearables import WearableFleet
 
 CEILING = REPO_ROOT / "flink_jobs" / "raw_ceiling.py"
@@ -315,7 +319,7 @@ def _sample_job(
                     else:
                         busy = max(busy, float(metric.get("max", 0)))
             out.append({"pending": pending, "busy": busy})
-        except (httpx.HTTPError, KeyError, ValueError):
+        except (FlinkServiceError, KeyError, ValueError):
             continue
 
 
@@ -327,12 +331,15 @@ _TM_METRICS = (
 
 
 def _taskmanager_counters(service: FlinkService) -> dict[str, float]:
-    """CPU time (ns) and GC time (ms) summed over the cluster's TaskManagers."""
+    """CPU time (ns) and GC time (ms) summed over the cluster's TaskManagers (NaN if unknown)."""
     totals = dict.fromkeys(_TM_METRICS, 0.0)
-    for tm in service._get("/taskmanagers")["taskmanagers"]:
-        path = f"/taskmanagers/{tm['id']}/metrics?get={','.join(_TM_METRICS)}"
-        for metric in service._get(path):
-            totals[metric["id"]] += float(metric["value"])
+    try:
+        for tm in service._get("/taskmanagers")["taskmanagers"]:
+            path = f"/taskmanagers/{tm['id']}/metrics?get={','.join(_TM_METRICS)}"
+            for metric in service._get(path):
+                totals[metric["id"]] += float(metric["value"])
+    except (FlinkServiceError, KeyError, ValueError):
+        return dict.fromkeys(_TM_METRICS, float("nan"))
     return totals
 
 
