@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from openpipe.config import Settings
+from openpipe.sinks import SINKS
+
 #: Tags every run of a sink's job with the sink (table) it drains.
 SINK_TAG = "openpipe/sink"
 #: Tags a sink session with its shard (partitions p % pipeline.sink_shards == shard).
@@ -37,3 +40,18 @@ def shard_of(record: dg.RunRecord) -> int:
         return int(record.dagster_run.tags.get(SHARD_TAG, "0"))
     except ValueError:
         return 0
+
+
+#: Sessions of different sinks last up to this fraction longer than pipeline.session_seconds.
+SESSION_SPREAD = 0.1
+
+
+def session_length_s(settings: Settings, sink: str) -> float:
+    """How long a session of `sink` runs: pipeline.session_seconds stretched by up to 10 %,
+    evenly over the sinks (15 s apart at the default 900 s). Sessions started together
+    (after `openpipe up`) then drift apart instead of handing over at the same moment, when
+    six new run processes starting at once took both cores and pushed one sink's freshness
+    p95 to 19 s."""
+    order = list(SINKS)
+    spread = order.index(sink) / len(order) if sink in SINKS else 0.0
+    return settings.pipeline.session_seconds * (1 + SESSION_SPREAD * spread)

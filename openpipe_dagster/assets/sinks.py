@@ -26,7 +26,7 @@ from openpipe.sinks.intervals import IntervalReport
 from openpipe.sinks.writer import OffsetConflict
 from openpipe_dagster.assets.topics import topic_asset_key
 from openpipe_dagster.resources import KafkaResource, PostgresResource, SettingsResource
-from openpipe_dagster.runs import SINK_TAG
+from openpipe_dagster.runs import SINK_TAG, session_length_s
 
 OWNERS = ["team:data-platform"]
 _DAGSTER_TYPES = {
@@ -279,7 +279,7 @@ def _one_session(context, spec, settings, config, stop, connect, make_consumer):
             )
 
         result = session.run(
-            seconds=config.session_seconds or settings.pipeline.session_seconds,
+            seconds=config.session_seconds or session_length_s(settings, spec.table),
             on_interval=on_interval,
         )
         return result, session.final_interval()

@@ -24,7 +24,13 @@ from openpipe.sinks import SinkSpec, partition_lag
 from openpipe.sinks.drain import offsets_ahead, shard_partitions
 from openpipe.sinks.writer import read_offsets
 from openpipe_dagster.resources import KafkaResource, PostgresResource, SettingsResource
-from openpipe_dagster.runs import SHARD_TAG, SINK_TAG, shard_of, sink_runs_in_flight
+from openpipe_dagster.runs import (
+    SHARD_TAG,
+    SINK_TAG,
+    session_length_s,
+    shard_of,
+    sink_runs_in_flight,
+)
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -121,7 +127,7 @@ def build_sink_sensor(
             sink_runs_in_flight(context.instance, spec.table),
             shards,
             time.time(),
-            current.pipeline.session_seconds,
+            session_length_s(current, spec.table),
             lead,
         )
         if not idle and not ending:
