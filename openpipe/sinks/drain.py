@@ -306,7 +306,10 @@ class SinkSession:
             return
         self.result.storage = read_storage(self.conn)
         stored = read_offsets(self.conn, self.sink, self.topic)
-        # Marks again, now that no other session can move these partitions' offsets.
+        # Marks again, read after the offsets, now that no other session can move them: a
+        # predecessor that held the locks while this session waited stored offsets past
+        # the marks read before (a false "offsets ahead of the topic").
+        marks = kafka_helpers.watermarks(self.consumer, self.topic)
         self.marks = {p: marks[p] for p in partitions}
         ahead = offsets_ahead(stored, {p: high for p, (_, high) in self.marks.items()})
         if ahead:

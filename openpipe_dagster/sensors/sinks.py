@@ -133,12 +133,14 @@ def build_sink_sensor(
         if not idle and not ending:
             return dg.SkipReason(f"every shard of {spec.table} has a session in flight")
         topic = spec.topic(current)
-        marks = kafka.high_watermarks(topic)
         try:
             with postgres.connect(autocommit=True) as conn:
                 stored = read_offsets(conn, spec.table, topic)
         except psycopg.errors.UndefinedTable:
             return dg.SkipReason("sink_offsets does not exist yet: materialize database_schema")
+        # After the offsets: a session ending meanwhile can only have stored offsets that
+        # these marks are at or past.
+        marks = kafka.high_watermarks(topic)
         last_marks = cursor_marks(context.cursor)
         cursor = json.dumps({str(p): n for p, n in sorted(marks.items())})
         requests = []
