@@ -24,13 +24,15 @@ def test_kafka_properties_follow_settings():
 
 
 def test_flink_config_is_loopback_with_configured_slots_and_state_dirs():
-    settings = load_settings(environ={"OPENPIPE__FLINK__TASK_SLOTS": "4"})
+    settings = load_settings(
+        environ={"OPENPIPE__FLINK__TASK_SLOTS": "4", "OPENPIPE__FLINK__CHECKPOINT_INTERVAL_S": "7"}
+    )
     conf = flink.render_config(settings)
     assert conf["rest"]["port"] == settings.flink.rest_port
     assert conf["rest"]["bind-address"] == "127.0.0.1"
     assert conf["taskmanager"]["numberOfTaskSlots"] == 4
     assert conf["execution"]["checkpointing"]["dir"].endswith(".openpipe/flink/checkpoints")
-    assert conf["execution"]["checkpointing"]["interval"] == "10s"
+    assert conf["execution"]["checkpointing"]["interval"] == "7s"
     yaml.safe_dump(conf)
 
 
