@@ -425,21 +425,9 @@ def main() -> int:
         notes.append("openpipe up after faults: " + "; ".join(m.split("] ", 1)[-1] for m in marked))
     notes += stack_notes(settings, began)
     say("taking the account")
-    raw, upserts = [], []
-    with stack.connect(settings) as conn:
-        for spec in SINKS.values():
-            topic = spec.topic(settings)
-            if spec.family:
-                raw.append(
-                    account_raw(
-                        conn, settings, spec, starts[topic], ends[topic], traffic.probes.ledger, say
-                    )
-                )
-            else:
-                upserts.append(
-                    account_upserts(conn, settings, spec, starts[topic], ends[topic], say)
-                )
-        windows = [compare_windows(conn, settings, began, stopped)]
+    raw, upserts, windows = take_account(
+        settings, starts, ends, traffic.probes.ledger, began, stopped
+    )
     report = render_report(
         title=f"Chaos run {run_id}",
         settings_line=(
@@ -458,6 +446,25 @@ def main() -> int:
     say(f"report: {report_path}")
     _stack_up(up_log)
     return 0 if not verdict(raw, upserts, windows) else 1
+
+
+def take_account(settings, starts, ends, ledger, since, until) -> tuple[list, list, list]:
+    """Every sink's topic range filed against the tables (raw topics with the probe ledger,
+    if any), and the Flink windows compared with a batch recomputation over since..until."""
+    raw, upserts = [], []
+    with stack.connect(settings) as conn:
+        for spec in SINKS.values():
+            topic = spec.topic(settings)
+            if spec.family:
+                raw.append(
+                    account_raw(conn, settings, spec, starts[topic], ends[topic], ledger, say)
+                )
+            else:
+                upserts.append(
+                    account_upserts(conn, settings, spec, starts[topic], ends[topic], say)
+                )
+        windows = [compare_windows(conn, settings, since, until)]
+    return raw, upserts, windows
 
 
 def account_only(window: str, settle_timeout: float) -> int:
@@ -482,17 +489,7 @@ def account_only(window: str, settle_timeout: float) -> int:
     notes = [f"account only (no faults injected by this run) of the window {window}"]
     if not settled:
         notes.append(f"the pipeline had not caught up after {settle_timeout:g} s")
-    raw, upserts = [], []
-    with stack.connect(settings) as conn:
-        for spec in SINKS.values():
-            topic = spec.topic(settings)
-            if spec.family:
-                raw.append(account_raw(conn, settings, spec, starts[topic], ends[topic], None, say))
-            else:
-                upserts.append(
-                    account_upserts(conn, settings, spec, starts[topic], ends[topic], say)
-                )
-        windows = [compare_windows(conn, settings, since, until)]
+    raw, upserts, windows = take_account(settings, starts, ends, None, since, until)
     report = render_report(
         title=f"Chaos account {run_id}",
         settings_line=f"Messages Kafka received {since.isoformat()} .. {until.isoformat()}.",
