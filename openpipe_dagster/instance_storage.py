@@ -28,6 +28,9 @@ from dagster_postgres.utils import (
 #: Connections a process may open beyond its pool when more threads query at once (the
 #: daemon's); they are closed when returned.
 MAX_OVERFLOW = 10
+#: Connections kept open per storage engine, and how long one is reused (the defaults of
+#: the `pool_size` and `pool_recycle_s` config keys).
+POOL_SIZE, POOL_RECYCLE_S = 2, 3600
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):
@@ -40,8 +43,8 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         inst_data: ConfigurableClassData | None = None,
         token_provider: Any = None,
         *,
-        pool_size: int = 2,
-        pool_recycle_s: int = 3600,
+        pool_size: int = POOL_SIZE,
+        pool_recycle_s: int = POOL_RECYCLE_S,
     ) -> None:
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
         for storage in (self.run_storage, self.event_log_storage, self.schedule_storage):
@@ -61,15 +64,17 @@ class PooledPostgresStorage(DagsterPostgresStorage):
     def config_type(cls) -> dict[str, Any]:
         return {
             **DagsterPostgresStorage.config_type(),
-            "pool_size": dg.Field(dg.IntSource, is_required=False, default_value=2),
-            "pool_recycle_s": dg.Field(dg.IntSource, is_required=False, default_value=3600),
+            "pool_size": dg.Field(dg.IntSource, is_required=False, default_value=POOL_SIZE),
+            "pool_recycle_s": dg.Field(
+                dg.IntSource, is_required=False, default_value=POOL_RECYCLE_S
+            ),
         }
 
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
     ) -> PooledPostgresStorage:
-        pool_size = config_value.get("pool_size", 2)
+        pool_size = config_value.get("pool_size", POOL_SIZE)
         if pool_size < 1:
             raise dg.DagsterInvalidConfigError(
                 f"storage.custom.config.pool_size is {pool_size}; it must be 1 or more", [], None
@@ -80,5 +85,5 @@ class PooledPostgresStorage(DagsterPostgresStorage):
             inst_data,
             get_token_provider_from_config(config_value),
             pool_size=pool_size,
-            pool_recycle_s=config_value.get("pool_recycle_s", 3600),
+            pool_recycle_s=config_value.get("pool_recycle_s", POOL_RECYCLE_S),
         )
