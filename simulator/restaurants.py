@@ -108,13 +108,17 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 @dataclass(slots=True)
 class Order:
-    """One open order at a restaurant."""
+    """One open order at a restaurant.
+
+    Kept small: at a few thousand events/s the simulator holds over 100,000 open orders
+    (each lives about an hour), so the lines are a flat tuple (dish index, quantity, ...)
+    and the id is formatted from the number when an event is encoded.
+    """
 
     restaurant: int
-    order_id: str
+    number: int
     table: int
-    items: list[dict]
-    total_inr: float
+    lines: tuple[int, ...]
     state: tuple[str, str] = FIRST_STATE
     payment_method: str | None = None
     owns_table: bool = True
@@ -192,20 +196,17 @@ class RestaurantFleet:
         party = rng.choice((1, 2, 2, 2, 3, 4, 4, 5, 6))
         lines = min(1 + _poisson(rng, 0.9 * party), 8)
         picks = set(rng.choices(self._dish_codes, self._dish_weights, k=lines))
-        items = []
+        lines: list[int] = []
         for k in sorted(picks):
-            code, _, price, _ = DISHES[k]
-            is_bread = code in ("D016", "D017")
-            quantity = rng.randint(1, party + 1) if is_bread else rng.randint(1, 2)
-            items.append({"dish_code": code, "quantity": quantity, "unit_price_inr": price})
-        total = round(sum(i["quantity"] * i["unit_price_inr"] for i in items), 2)
+            is_bread = DISHES[k][0] in ("D016", "D017")
+            lines += (k, rng.randint(1, party + 1) if is_bread else rng.randint(1, 2))
         self._order_numbers[restaurant] += 1
-        order_id = f"ord-{restaurant:05d}-{self._run_tag}-{self._order_numbers[restaurant]:06d}"
+        number = self._order_numbers[restaurant]
         if tables:
-            return Order(restaurant, order_id, tables.pop(), items, total)
+            return Order(restaurant, number, tables.pop(), tuple(lines))
         # Full house: the party shares a table, so the configured order rate still holds.
         table = rng.randint(1, self._config.tables_per_restaurant)
-        return Order(restaurant, order_id, table, items, total, owns_table=False)
+        return Order(restaurant, number, table, tuple(lines), owns_table=False)
 
     def _advance(self, order: Order, now_ms: int) -> None:
         """Move `order` to its next state and schedule the step after it."""
@@ -237,13 +238,17 @@ class RestaurantFleet:
     def _event(self, order: Order) -> dict:
         status, payment = order.state
         r = order.restaurant
+        items = [
+            {"dish_code": DISHES[k][0], "quantity": quantity, "unit_price_inr": DISHES[k][2]}
+            for k, quantity in zip(order.lines[::2], order.lines[1::2], strict=True)
+        ]
         return {
             "restaurant_id": self.restaurant_ids[r],
             "city": self.cities[r],
-            "order_id": order.order_id,
+            "order_id": f"ord-{r:05d}-{self._run_tag}-{order.number:06d}",
             "table_number": order.table,
-            "items": order.items,
-            "total_inr": order.total_inr,
+            "items": items,
+            "total_inr": round(sum(i["quantity"] * i["unit_price_inr"] for i in items), 2),
             "order_status": status,
             "payment_status": payment,
             "payment_method": order.payment_method,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -76,3 +77,22 @@ def test_lunch_and_dinner_are_peaks(day_of_orders: list[dict]) -> None:
     assert placed[13] > 2 * placed[16]
     assert placed[21] > 2 * placed[16]
     assert placed[3] < placed[16]
+
+
+def test_an_open_order_stays_small() -> None:
+    """Open orders live about an hour, so at soak rates the simulator holds 100,000+ of them."""
+    config = SETTINGS.devices.restaurants.model_copy(update={"count": 60})
+    fleet = RestaurantFleet(config, 5, START_MS + 12 * 3_600_000)  # noon IST: lunch rush
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        t = START_MS + 12 * 3_600_000
+        for _ in range(120):  # an hour, in 30 s steps
+            fleet.generate(t, t + 30_000)
+            t += 30_000
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    open_orders = sum(order is not None for *_, order in fleet._heap)
+    assert open_orders > 5_000
+    assert held / open_orders < 450, f"{held / open_orders:.0f} bytes per open order"
