@@ -150,7 +150,7 @@ class WearableDevices(DeviceFamily):
 
 class RestaurantDevices(DeviceFamily):
     count: Count = 20
-    tables_per_restaurant: Annotated[int, Field(ge=1)] = 12
+    tables_per_restaurant: Annotated[int, Field(ge=1, le=10_000)] = 12
     order_interval_s: PositiveSeconds = 30
 
 

@@ -106,22 +106,59 @@ def _poisson(rng: random.Random, mean: float) -> int:
         k += 1
 
 
+# A scheduled step (a customer arriving or an open order's next change) is one int on the
+# heap: at a few thousand events/s the simulator holds over 100,000 open orders, each for
+# about an hour, and tuples of objects would cost over 300 bytes apiece (about 60 as one
+# int). From high bits to low: the time (ms), a sequence number that keeps pushes in
+# order, then the order (Order.pack); an order number of 0 stands for "a customer arrives".
+SEQ_BITS = 48
+LINE_BITS, MAX_LINES = 9, 8  # a line: dish index (5 bits), quantity (4 bits)
+RESTAURANT_BITS, NUMBER_BITS, TABLE_BITS = 24, 40, 24
+STATES = tuple(ORDER_STATES)
+METHODS = (None, "upi", "card", "cash")
+LOW_BITS = TABLE_BITS + 3 + 2 + 1 + LINE_BITS * MAX_LINES  # below the order number
+ORDER_BITS = RESTAURANT_BITS + NUMBER_BITS + LOW_BITS
+ORDER_MASK = (1 << ORDER_BITS) - 1
+ORDER_NUMBERS = ((1 << NUMBER_BITS) - 1) << LOW_BITS
+MAX_RESTAURANTS = 1 << RESTAURANT_BITS  # config caps tables_per_restaurant well below TABLE_BITS
+
+
 @dataclass(slots=True)
 class Order:
-    """One open order at a restaurant.
-
-    Kept small: at a few thousand events/s the simulator holds over 100,000 open orders
-    (each lives about an hour), so the lines are a flat tuple (dish index, quantity, ...)
-    and the id is formatted from the number when an event is encoded.
-    """
+    """One open order at a restaurant, unpacked while one of its steps is taken."""
 
     restaurant: int
     number: int
     table: int
-    lines: tuple[int, ...]
+    lines: tuple[tuple[int, int], ...]  # (dish index, quantity)
     state: tuple[str, str] = FIRST_STATE
     payment_method: str | None = None
     owns_table: bool = True
+
+    def pack(self) -> int:
+        packed = self.restaurant
+        packed = packed << NUMBER_BITS | self.number
+        packed = packed << TABLE_BITS | self.table
+        packed = packed << 3 | STATES.index(self.state)
+        packed = packed << 2 | METHODS.index(self.payment_method)
+        packed = packed << 1 | self.owns_table
+        for dish, quantity in self.lines + ((0, 0),) * (MAX_LINES - len(self.lines)):
+            packed = packed << LINE_BITS | dish << 4 | quantity
+        return packed
+
+    @classmethod
+    def unpack(cls, packed: int) -> Order:
+        lines = []
+        for _ in range(MAX_LINES):
+            line, packed = packed & (1 << LINE_BITS) - 1, packed >> LINE_BITS
+            if line:
+                lines.append((line >> 4, line & 15))
+        owns_table, packed = bool(packed & 1), packed >> 1
+        method, packed = METHODS[packed & 3], packed >> 2
+        state, packed = STATES[packed & 7], packed >> 3
+        table, packed = packed & (1 << TABLE_BITS) - 1, packed >> TABLE_BITS
+        number, restaurant = packed & (1 << NUMBER_BITS) - 1, packed >> NUMBER_BITS
+        return cls(restaurant, number, table, tuple(reversed(lines)), state, method, owns_table)
 
 
 class RestaurantFleet:
@@ -138,7 +175,7 @@ class RestaurantFleet:
         # Order ids restart per run, so the run's start (seconds, hex) keeps them unique.
         self._run_tag = format(start_ms // 1000, "x")
         self.rate_multiplier = 1.0
-        self._heap: list[tuple[int, int, int, Order | None]] = []
+        self._heap: list[int] = []  # scheduled steps, packed (see SEQ_BITS)
         self._seq = 0
         self.device_ids: list[str] = []
         self.restaurant_ids: list[str] = []
@@ -156,6 +193,8 @@ class RestaurantFleet:
 
     def add(self, n: int, now_ms: int) -> None:
         """Open `n` new restaurants; their first customers arrive after `now_ms`."""
+        if len(self.device_ids) + n > MAX_RESTAURANTS:
+            raise ValueError(f"at most {MAX_RESTAURANTS:,} restaurants can be opened in one run")
         names = [c for c, _ in CITIES]
         weights = [w for _, w in CITIES]
         for city in self._rng.choices(names, weights, k=max(n, 0)):
@@ -166,7 +205,7 @@ class RestaurantFleet:
             self._free_tables.append(list(range(self._config.tables_per_restaurant, 0, -1)))
             self._order_numbers.append(0)
             self._active.append(True)
-            self._push(self._next_arrival(now_ms), number, None)
+            self._push(self._next_arrival(now_ms), number << NUMBER_BITS + LOW_BITS)
 
     def remove(self, n: int) -> None:
         """Close the `n` most recently opened restaurants (their open orders stop)."""
@@ -177,9 +216,14 @@ class RestaurantFleet:
                 self._active[number] = False
                 n -= 1
 
-    def _push(self, when_ms: int, restaurant: int, order: Order | None) -> None:
+    def _push(self, when_ms: int, packed_order: int) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (when_ms, self._seq, restaurant, order))
+        heapq.heappush(self._heap, ((when_ms << SEQ_BITS | self._seq) << ORDER_BITS) | packed_order)
+
+    @property
+    def open_orders(self) -> int:
+        """Orders placed and not yet finished (or with a refund still to come)."""
+        return sum(1 for step in self._heap if step & ORDER_NUMBERS)
 
     def _next_arrival(self, after_ms: int) -> int:
         """Next customer arrival by thinning a Poisson process with the daily demand profile."""
@@ -196,10 +240,10 @@ class RestaurantFleet:
         party = rng.choice((1, 2, 2, 2, 3, 4, 4, 5, 6))
         lines = min(1 + _poisson(rng, 0.9 * party), 8)
         picks = set(rng.choices(self._dish_codes, self._dish_weights, k=lines))
-        lines: list[int] = []
+        lines = []
         for k in sorted(picks):
             is_bread = DISHES[k][0] in ("D016", "D017")
-            lines += (k, rng.randint(1, party + 1) if is_bread else rng.randint(1, 2))
+            lines.append((k, rng.randint(1, party + 1) if is_bread else rng.randint(1, 2)))
         self._order_numbers[restaurant] += 1
         number = self._order_numbers[restaurant]
         if tables:
@@ -212,25 +256,26 @@ class RestaurantFleet:
         """Move `order` to its next state and schedule the step after it."""
         rng = self._rng
         status, payment = order.state
+        next_minutes = None
         if order.state == FIRST_STATE:
             if rng.random() < 0.05:
                 order.state = ("cancelled", "pending")
             else:
                 order.state = ("served", "pending")
-                self._push(now_ms + int(rng.uniform(20, 60) * MINUTE_MS), order.restaurant, order)
+                next_minutes = rng.uniform(20, 60)
         elif status == "served":
-            method = rng.choices(("upi", "card", "cash"), (0.55, 0.25, 0.2))[0]
-            if payment == "pending" and method != "cash" and rng.random() < 0.06:
+            order.payment_method = rng.choices(("upi", "card", "cash"), (0.55, 0.25, 0.2))[0]
+            if payment == "pending" and order.payment_method != "cash" and rng.random() < 0.06:
                 order.state = ("served", "failed")
-                self._push(now_ms + int(rng.uniform(1, 4) * MINUTE_MS), order.restaurant, order)
+                next_minutes = rng.uniform(1, 4)
             else:
                 order.state = ("closed", "paid")
                 if rng.random() < 0.02:
-                    delay = int(rng.uniform(5, 40) * MINUTE_MS)
-                    self._push(now_ms + delay, order.restaurant, order)
-            order.payment_method = method
+                    next_minutes = rng.uniform(5, 40)
         elif order.state == ("closed", "paid"):
             order.state = ("closed", "refunded")
+        if next_minutes is not None:
+            self._push(now_ms + int(next_minutes * MINUTE_MS), order.pack())
         finished = order.state[0] in ("closed", "cancelled")
         if order.owns_table and finished and status not in ("closed", "cancelled"):
             self._free_tables[order.restaurant].append(order.table)
@@ -240,7 +285,7 @@ class RestaurantFleet:
         r = order.restaurant
         items = [
             {"dish_code": DISHES[k][0], "quantity": quantity, "unit_price_inr": DISHES[k][2]}
-            for k, quantity in zip(order.lines[::2], order.lines[1::2], strict=True)
+            for k, quantity in order.lines
         ]
         return {
             "restaurant_id": self.restaurant_ids[r],
@@ -258,16 +303,20 @@ class RestaurantFleet:
         """Order events with event time before `t1_ms`, sorted by time."""
         times, owners, bodies = [], [], []
         heap = self._heap
-        while heap and heap[0][0] < t1_ms:
-            when, _, restaurant, order = heapq.heappop(heap)
+        due = t1_ms << SEQ_BITS + ORDER_BITS
+        while heap and heap[0] < due:
+            step = heapq.heappop(heap)
+            when, packed = step >> SEQ_BITS + ORDER_BITS, step & ORDER_MASK
+            restaurant = packed >> NUMBER_BITS + LOW_BITS
             if not self._active[restaurant]:
                 continue
-            if order is None:  # a customer arrives
-                self._push(self._next_arrival(when), restaurant, None)
+            if not packed & ORDER_NUMBERS:  # a customer arrives
+                self._push(self._next_arrival(when), packed)
                 order = self._new_order(restaurant)
                 serve = int(self._rng.lognormvariate(math.log(15), 0.35) * MINUTE_MS)
-                self._push(when + serve, restaurant, order)
+                self._push(when + serve, order.pack())
             else:
+                order = Order.unpack(packed)
                 self._advance(order, when)
             times.append(when)
             owners.append(restaurant)

@@ -12,7 +12,13 @@ import pytest
 from openpipe.config import load_settings
 from openpipe.events import ORDER_STATUSES, PAYMENT_STATUSES
 from simulator.common import ist_hour
-from simulator.restaurants import ORDER_STATES, RestaurantFleet, is_legal_transition
+from simulator.restaurants import (
+    MAX_RESTAURANTS,
+    ORDER_STATES,
+    Order,
+    RestaurantFleet,
+    is_legal_transition,
+)
 
 SETTINGS = load_settings()
 START_MS = 1_767_205_800_000  # midnight IST
@@ -93,6 +99,17 @@ def test_an_open_order_stays_small() -> None:
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    open_orders = sum(order is not None for *_, order in fleet._heap)
+    open_orders = fleet.open_orders
     assert open_orders > 5_000
-    assert held / open_orders < 450, f"{held / open_orders:.0f} bytes per open order"
+    assert held / open_orders < 100, f"{held / open_orders:.0f} bytes per open order"
+
+
+@pytest.mark.parametrize("state", list(ORDER_STATES))
+@pytest.mark.parametrize("method", [None, "upi", "card", "cash"])
+def test_an_order_packs_into_one_int_and_back(state: tuple[str, str], method: str | None) -> None:
+    lines = tuple((dish, 1 + dish % 7) for dish in range(23, 15, -1))  # 8 lines, the last dishes
+    for order in (
+        Order(MAX_RESTAURANTS - 1, 2**40 - 1, 10_000, lines, state, method, owns_table=False),
+        Order(0, 1, 1, ((0, 1),), state, method),
+    ):
+        assert Order.unpack(order.pack()) == order
