@@ -391,6 +391,7 @@ def compare_windows(
         MATCH,
         SQL,
         classify_window,
+        left_out,
         stream_batch_params,
     )
 
@@ -417,7 +418,7 @@ def compare_windows(
         last = max(last, row["window_start"])
         kind = classify_window(row, tolerance)
         comparison.windows += 1
-        comparison.late_events += row["late_count"]
+        comparison.late_events += left_out(row, kind)
         if kind == MATCH:
             comparison.matching += 1
         elif kind == LATE:

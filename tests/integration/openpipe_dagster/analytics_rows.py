@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import datetime
 
@@ -27,8 +28,8 @@ def ensure_days(conn: psycopg.Connection, start: datetime, end: datetime) -> Non
         ensure_window_partitions(conn, table, start, end)
 
 
-def _kafka(offset: int, kafka_timestamp: datetime | None = None) -> tuple:
-    return (TEST_TOPIC, 0, offset, kafka_timestamp)
+# Readings arrive in the order they are inserted (the stream-vs-batch check reads it).
+_READING_OFFSETS = itertools.count()
 
 
 def insert_reading(
@@ -50,7 +51,7 @@ def insert_reading(
         "INSERT INTO wearable_readings (event_id, event_time, device_id, patient_id, metric, "
         "heart_rate_bpm, systolic_mmhg, diastolic_mmhg, glucose_mg_dl, kafka_topic, "
         "kafka_partition, kafka_offset, kafka_timestamp) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, %s)",
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s)",
         (
             uuid.uuid4(),
             at,
@@ -62,6 +63,7 @@ def insert_reading(
             diastolic,
             glucose,
             topic,
+            next(_READING_OFFSETS),
             kafka_timestamp or at,
         ),
     )

@@ -171,6 +171,34 @@ def test_stream_batch_check(db, settings, tag, base_hour):
         assert clean.metadata["late_events"].value == 1
         assert clean.metadata["windows_explained_by_late_events"].value == 1
 
+        # Sent on time but buffered (a broker outage): it reached the partition behind a
+        # newer reading of another device that had moved the watermark past its window.
+        other = f"w2-{tag}"
+        insert_reading(db, device_id=device, patient_id=patient, at=hour + 30 * M, heart_rate=60.0)
+        insert_reading(
+            db, device_id=other, patient_id=patient, at=hour + 31 * M + delay, heart_rate=61.0
+        )
+        buffered = hour + 30 * M + 30 * M / 60
+        insert_reading(db, device_id=device, patient_id=patient, at=buffered, heart_rate=99.0)
+        for who, minute, bpm in ((device, 30, 60.0), (other, 31, 61.0)):
+            insert_window(
+                db,
+                "health_metrics_1min",
+                device_id=who,
+                patient_id=patient,
+                metric="heart_rate",
+                window_start=hour + minute * M,
+                window_end=hour + (minute + 1) * M,
+                count=1,
+                avg=bpm,
+                low=bpm,
+                high=bpm,
+            )
+        reordered = stream_batch_result(db, settings, hour, hour + timedelta(hours=1))
+        assert reordered.passed, reordered.metadata
+        assert reordered.metadata["late_events"].value == 2
+        assert reordered.metadata["windows_explained_by_late_events"].value == 2
+
         # A window the stream got wrong (count and average) with no late events to explain it.
         insert_reading(db, device_id=device, patient_id=patient, at=hour + 20 * M, heart_rate=90.0)
         insert_window(

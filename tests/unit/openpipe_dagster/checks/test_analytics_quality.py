@@ -14,7 +14,7 @@ from openpipe_dagster.checks.scoring import (
     pending_lag,
     score_fault_detection,
 )
-from openpipe_dagster.checks.stream_batch import LATE, MATCH, MISMATCH, classify_window
+from openpipe_dagster.checks.stream_batch import LATE, MATCH, MISMATCH, classify_window, left_out
 
 
 def test_fault_detection_perfect_scores():
@@ -89,45 +89,64 @@ def _row(**overrides):
         "all_min": 70.0,
         "all_max": 90.0,
         "on_time_count": 3,
-        "on_time_avg": 80.0,
-        "on_time_min": 70.0,
-        "on_time_max": 90.0,
+        "last_on_time_arrival": 3,
         "late_count": 0,
         "stream_count": 3,
         "stream_avg": 80.0,
         "stream_min": 70.0,
         "stream_max": 90.0,
+        "counted_avg": 80.0,
+        "counted_min": 70.0,
+        "counted_max": 90.0,
     }
     return row | overrides
 
 
+# Readings 70, 80, 90 arrive in that order; the stream counted the first two (75, 70..80).
+FIRST_TWO = {"stream_count": 2, "stream_avg": 75.0, "stream_max": 80.0}
+FIRST_TWO_COUNTED = {"counted_avg": 75.0, "counted_max": 80.0}
+
+
 def test_classify_window():
     assert classify_window(_row(), 1e-9) == MATCH
-    late = _row(
-        late_count=1,
-        on_time_count=2,
-        on_time_avg=75.0,
-        on_time_max=80.0,
-        stream_count=2,
-        stream_avg=75.0,
-        stream_max=80.0,
-    )
-    assert classify_window(late, 1e-9) == LATE
-    assert classify_window(_row(stream_avg=81.0), 1e-9) == MISMATCH
+    assert classify_window(_row(stream_avg=81.0, counted_avg=81.0), 1e-9) == MISMATCH
     missing = _row(stream_count=0, stream_avg=None, stream_min=None, stream_max=None)
     assert classify_window(missing, 1e-9) == MISMATCH
+
+
+def test_a_window_may_leave_out_late_readings_that_arrived_last():
+    late_last = _row(
+        late_count=1, on_time_count=2, last_on_time_arrival=2, **FIRST_TWO, **FIRST_TWO_COUNTED
+    )
+    assert classify_window(late_last, 1e-9) == LATE
+    assert left_out(late_last, LATE) == 1
+    # Two late readings, one of which the stream still counted (its watermark lagged).
+    one_counted = late_last | {"late_count": 2, "on_time_count": 1, "last_on_time_arrival": 1}
+    assert classify_window(one_counted, 1e-9) == LATE
     all_late = _row(
         late_count=3,
         on_time_count=0,
-        on_time_avg=None,
-        on_time_min=None,
-        on_time_max=None,
+        last_on_time_arrival=0,
         stream_count=0,
         stream_avg=None,
         stream_min=None,
         stream_max=None,
+        counted_avg=None,
+        counted_min=None,
+        counted_max=None,
     )
     assert classify_window(all_late, 1e-9) == LATE
+    assert left_out(all_late, LATE) == 3
+
+
+def test_a_window_missing_an_on_time_reading_is_a_mismatch():
+    # The third reading is on time (it arrived last but before the watermark passed).
+    on_time_left_out = _row(late_count=1, last_on_time_arrival=3, **FIRST_TWO, **FIRST_TWO_COUNTED)
+    assert classify_window(on_time_left_out, 1e-9) == MISMATCH
+    # The stream's aggregate is not that of the first readings to arrive.
+    wrong_values = _row(late_count=1, last_on_time_arrival=2, **FIRST_TWO, counted_avg=76.0)
+    assert classify_window(wrong_values, 1e-9) == MISMATCH
+    assert left_out(wrong_values, MISMATCH) == 0
 
 
 def test_cursor_key_round_trip():
