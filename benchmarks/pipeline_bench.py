@@ -44,6 +44,7 @@ from openpipe.sinks import SINKS, partition_lag
 from openpipe.sinks.writer import read_offsets
 from openpipe.stack import components
 from openpipe.stack import dagster as stack_dagster
+from openpipe.stack.process import proc_stats
 from openpipe.storage import db
 
 RAW = [table for table, spec in SINKS.items() if spec.family]
@@ -63,14 +64,6 @@ def cpu_jiffies() -> tuple[int, int]:
     return sum(values), values[3] + values[4]  # total, idle + iowait
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state first), or None if gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-
-
 def stack_ticks(leaders: dict[int, str]) -> dict[int, tuple[int, str]]:
     """pid -> (utime + stime ticks, role) for every process of the stack's process groups,
     plus PostgreSQL's backends (each in a session of its own, children of the postmaster).
@@ -79,9 +72,7 @@ def stack_ticks(leaders: dict[int, str]) -> dict[int, tuple[int, str]]:
     server's group), and each other component by name.
     """
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or (fields := _proc_stat(int(entry.name))) is None:
-            continue
+    for pid, fields in proc_stats():
         parent, group = int(fields[1]), int(fields[2])
         component = leaders.get(group) or (
             "postgres" if leaders.get(parent) == "postgres" else None
@@ -90,9 +81,14 @@ def stack_ticks(leaders: dict[int, str]) -> dict[int, tuple[int, str]]:
             continue
         role = component
         if component == "dagster-code-server":
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmd = (
+                Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
             role = "code servers" if "code-server" in cmd or "api grpc" in cmd else "runs"
-        found[int(entry.name)] = (int(fields[11]) + int(fields[12]), role)
+        found[pid] = (int(fields[11]) + int(fields[12]), role)
     return found
 
 

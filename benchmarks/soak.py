@@ -36,6 +36,7 @@ from soak_verdict import (
 
 from openpipe.config import Settings, load_settings
 from openpipe.sinks import SINKS
+from openpipe.stack.process import proc_stat
 
 log = logging.getLogger("soak")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -72,9 +73,7 @@ _FRESHNESS_OVERALL = (
 
 def _stat(pid: int) -> tuple[int, int] | None:
     """(ppid, utime+stime+cutime+cstime ticks) of a process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
+    if (fields := proc_stat(pid)) is None:
         return None
     return int(fields[1]), sum(int(f) for f in fields[11:15])
 

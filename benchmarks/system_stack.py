@@ -28,6 +28,7 @@ from openpipe.sinks import SINKS
 from openpipe.sinks.drain import partition_lag
 from openpipe.stack import components, postgres
 from openpipe.stack.dagster import graphql as dagster_graphql
+from openpipe.stack.process import proc_stat, proc_stats
 from openpipe.storage import db
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,10 @@ class SinkWorker:
 
 def _process_start(pid: int) -> float | None:
     """The process's start, epoch seconds (from /proc), or None when it is gone."""
+    if (fields := proc_stat(pid)) is None:
+        return None
     try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        ticks = int(fields[19])
         boot = next(
             float(line.split()[1])
             for line in Path("/proc/stat").read_text().splitlines()
@@ -197,14 +200,8 @@ def daemon_errors(since, log_file: Path | None = None) -> dict[str, int]:
 def process_tree(root: int) -> list[int]:
     """root and all its live descendants (from /proc)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
+    for pid, fields in proc_stats():
+        children.setdefault(int(fields[1]), []).append(pid)
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()

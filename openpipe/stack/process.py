@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,28 +140,35 @@ def _signal(pid: int, signum: int) -> None:
             os.kill(pid, signum)
 
 
-def _is_zombie(pid: int) -> bool:
+def proc_stat(pid: int | str) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...; see
+    proc(5), numbered from 0 here), or None once the process is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, proc_stat fields) of every process still there when it is read."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := proc_stat(entry.name)) is not None:
+            yield int(entry.name), fields
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the group's processes that are not zombies."""
+    return [pid for pid, fields in proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"]
+
+
+def _is_zombie(pid: int) -> bool:
+    fields = proc_stat(pid)
+    return fields is None or fields[0] == "Z"
 
 
 def group_alive(pgid: int) -> bool:
     """True while the leader or any non-zombie process of its group is left."""
-    if _alive(pgid):
-        return True
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return _alive(pgid) or bool(group_members(pgid))
 
 
 def listening_pids(port: int) -> list[int]:

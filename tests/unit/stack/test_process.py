@@ -1,4 +1,3 @@
-import os
 import socket
 import time
 
@@ -15,31 +14,17 @@ def state(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _children_of_group(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.append(int(entry))
-    return pids
-
-
 def test_start_writes_pid_and_log_and_stop_kills_whole_group(state):
     managed = ManagedProcess("tree")
     # A parent that ignores SIGTERM and two children: stop() must still leave nothing behind.
     pid = managed.start(["sh", "-c", "trap '' TERM; sleep 300 & sleep 300 & echo started; wait"])
     assert managed.pid() == pid
     deadline = time.monotonic() + 5
-    while len(_children_of_group(pid)) < 3 and time.monotonic() < deadline:
+    while len(proc.group_members(pid)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(_children_of_group(pid)) == 3
+    assert len(proc.group_members(pid)) == 3
     assert managed.stop(timeout_s=1)
-    assert _children_of_group(pid) == []
+    assert proc.group_members(pid) == []
     assert not managed.pid_file.exists()
     assert "started" in managed.log_tail()
     assert not managed.running()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from openpipe.config import load_settings
-from openpipe.stack.process import group_alive
+from openpipe.stack.process import group_alive, group_members
 from openpipe_dagster.assets.simulator import simulator_service
 from openpipe_dagster.resources import SettingsResource
 from openpipe_dagster.resources.simulator import SimulatorService
@@ -53,7 +53,7 @@ def test_process_is_tracked_and_dead_one_needs_restart(tmp_path: Path) -> None:
 def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
     process = SupervisedProcess("family", tmp_path)
     status = process.start(["/bin/sh", "-c", "sleep 120 & sleep 120"])
-    assert _wait(lambda: len(_members(status.pid)) >= 2)
+    assert _wait(lambda: len(group_members(status.pid)) >= 2)
     assert process.stop(timeout_s=5) is True
     _reap(status.pid)
     assert not group_alive(status.pid)
@@ -70,19 +70,6 @@ def test_reused_pid_is_not_mistaken_for_our_process(tmp_path: Path) -> None:
     assert not process.status().running
     os.killpg(status.pid, signal.SIGKILL)
     _reap(status.pid)
-
-
-def _members(pgid: int) -> list[str]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                out.append(entry.name)
-    return out
 
 
 def _free_port() -> int:
