@@ -19,7 +19,10 @@ class Sample:
     lags: dict[str, int | None] = field(default_factory=dict)  # sink (and "flink") -> messages
     marks: dict[str, int] = field(default_factory=dict)  # topic -> sum of high watermarks
     freshness_p95: dict[str, float | None] = field(default_factory=dict)  # raw sink -> s
-    memory_mb: dict[str, float] = field(default_factory=dict)  # component -> PSS MiB
+    # component -> PSS MiB without shared memory segments, and the shared part apart: a
+    # segment (PostgreSQL's shared_buffers) is sized at start and fills as it is touched
+    memory_mb: dict[str, float] = field(default_factory=dict)
+    shared_mb: dict[str, float] = field(default_factory=dict)
     cpu_cores: dict[str, float] = field(default_factory=dict)  # component -> cores busy
     checkpoint_ms: float | None = None
     event_log_rows: int | None = None
@@ -170,7 +173,12 @@ def plot(samples: list[Sample], path: Path, freshness_buckets: dict[str, list[tu
     ax.set_ylabel("seconds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
-    series(axes[1][0], collect("memory_mb"), "Memory (PSS) per component", "MiB")
+    series(
+        axes[1][0],
+        collect("memory_mb"),
+        "Memory (PSS without shared segments) per component",
+        "MiB",
+    )
     series(axes[1][1], collect("cpu_cores"), "CPU per component", "cores")
     series(
         axes[2][0],
