@@ -283,7 +283,7 @@ class FlinkSettings(Section):
     blood_pressure_window_s: Annotated[int, Field(ge=1)] = 60
     blood_sugar_window_s: Annotated[int, Field(ge=1)] = 600
     watermark_delay_seconds: Annotated[int, Field(ge=0)] = 10
-    idle_timeout_seconds: Annotated[int, Field(ge=1)] = 30
+    idle_timeout_seconds: Annotated[int, Field(ge=1)] = 120
     checkpoint_interval_s: Annotated[int, Field(ge=1)] = 5
     thresholds: Thresholds = Thresholds()
     # Alert severity: "high" from this multiple of the threshold, "critical" from the next.
