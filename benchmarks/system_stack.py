@@ -28,7 +28,7 @@ from openpipe.sinks import SINKS
 from openpipe.sinks.drain import partition_lag
 from openpipe.stack import components, postgres
 from openpipe.stack.dagster import graphql as dagster_graphql
-from openpipe.stack.process import proc_stat, proc_stats
+from openpipe.stack.process import proc_stats, process_start
 from openpipe.storage import db
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ _RUN_LOGS = """
 query ($runId: ID!) { logsForRun(runId: $runId, limit: 30) {
     ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }
 """
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- processes -------------------------------------------------------------------------
@@ -65,22 +64,6 @@ class SinkWorker:
     started: float
 
 
-def _process_start(pid: int) -> float | None:
-    """The process's start, epoch seconds (from /proc), or None when it is gone."""
-    if (fields := proc_stat(pid)) is None:
-        return None
-    try:
-        ticks = int(fields[19])
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-    except (FileNotFoundError, ProcessLookupError, ValueError, StopIteration):
-        return None
-    return boot + ticks / _CLK_TCK
-
-
 def _graphql(settings: Settings, query: str, variables: dict | None = None) -> dict:
     """Dagster GraphQL (openpipe.stack.dagster.graphql retries a busy webserver's 5xx twice)."""
     return dagster_graphql(settings, query, variables)
@@ -100,7 +83,7 @@ def sink_runs(settings: Settings) -> list[tuple[str, str, int | None, bool]]:
             message = event.get("message") or ""
             if message.startswith("Started process for run (pid: "):
                 pid = int(message.split("pid: ", 1)[1].split(")", 1)[0])
-                started = _process_start(pid)
+                started = process_start(pid)
                 # Alive, and not a reused pid: the process began around the run's start.
                 alive = started is not None and started >= (run["startTime"] or 0) - 120
                 break
@@ -111,7 +94,7 @@ def sink_runs(settings: Settings) -> list[tuple[str, str, int | None, bool]]:
 def sink_workers(settings: Settings) -> list[SinkWorker]:
     """Live worker processes of STARTED sink runs."""
     return [
-        SinkWorker(run_id, sink, pid, _process_start(pid) or 0.0)
+        SinkWorker(run_id, sink, pid, process_start(pid) or 0.0)
         for run_id, sink, pid, alive in sink_runs(settings)
         if alive and pid is not None
     ]

@@ -20,6 +20,7 @@ from openpipe_dagster.schedules import build_schedules
 from openpipe_dagster.sensors import flink as flink_sensors
 from openpipe_dagster.sensors import infrastructure as infrastructure_sensors
 from openpipe_dagster.sensors import reports as report_sensors
+from openpipe_dagster.sensors import runs as run_sensors
 from openpipe_dagster.sensors import simulator as simulator_sensors
 from openpipe_dagster.sensors import sinks as sink_sensors
 from openpipe_dagster.sensors import topics as topic_sensors
@@ -57,6 +58,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ),
             report_sensors.build_alert_report_sensor(jobs["alert_report_job"], settings),
             report_sensors.record_pipeline_incidents,
+            run_sensors.run_worker_watchdog,
         ],
         resources=build_resources(settings),
         # One process per run, not one more per step.

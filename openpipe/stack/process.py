@@ -149,6 +149,19 @@ def proc_stat(pid: int | str) -> list[str] | None:
         return None
 
 
+def process_start(pid: int) -> float | None:
+    """When the process started, epoch seconds, or None once it is gone or a zombie."""
+    fields = proc_stat(pid)
+    if fields is None or fields[0] == "Z":
+        return None
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime")
+    )
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_stats() -> Iterator[tuple[int, list[str]]]:
     """(pid, proc_stat fields) of every process still there when it is read."""
     for entry in Path("/proc").iterdir():
