@@ -150,6 +150,7 @@ class FaultInjector:
                 return
             time.sleep(3)
         record.recovery = f"Dagster: no new {sink} session within {limit_s:.0f} s"
+        record.stalled = True
 
     def kafka_broker_sigkill(self) -> str:
         return f"kafka pid {stack.kill_component('kafka')}"
@@ -445,7 +446,7 @@ def main() -> int:
     print(report)
     say(f"report: {report_path}")
     _stack_up(up_log)
-    return 0 if not verdict(raw, upserts, windows) else 1
+    return 0 if not verdict(raw, upserts, windows, records) else 1
 
 
 def take_account(settings, starts, ends, ledger, since, until) -> tuple[list, list, list]:

@@ -166,13 +166,18 @@ class FaultRecord:
     outcome: str  # "injected", "skipped: ..." or "error: ..."
     recovery: str = ""
     recovery_s: float | None = None
+    stalled: bool = False  # a killed sink session was not replaced in time
 
 
 def verdict(
-    raw: list[RawAccount], upserts: list[UpsertAccount], windows: list[WindowComparison]
+    raw: list[RawAccount],
+    upserts: list[UpsertAccount],
+    windows: list[WindowComparison],
+    faults: list[FaultRecord] = (),
 ) -> list[str]:
     """All failed pass conditions; the run passes when this is empty."""
-    problems = [p for account in raw for p in account.problems()]
+    problems = [f"{f.kind} at {f.at}: {f.recovery}" for f in faults if f.stalled]
+    problems += [p for account in raw for p in account.problems()]
     problems += [p for account in upserts for p in account.problems()]
     problems += [p for comparison in windows for p in comparison.problems()]
     return problems
@@ -215,7 +220,7 @@ def render_report(
     notes: list[str],
 ) -> str:
     """The whole Markdown report: verdict, fault log, account, windows, notes."""
-    problems = verdict(raw, upserts, windows)
+    problems = verdict(raw, upserts, windows, faults)
     out = [f"# {title}", "", settings_line, ""]
     out.append(f"**Verdict: {'PASS' if not problems else 'FAIL'}**")
     out += [f"- {p}" for p in problems]

@@ -107,3 +107,19 @@ def test_report_has_verdict_faults_and_account():
     assert "Injected: kafka_broker_sigkill 1" in text
     assert "| virtual-gps | 1,000 | 950 | 40 | 10 | 0 | 0 | 0 | yes |" in text
     assert "30.2" in text
+
+
+def test_a_sink_left_without_a_session_fails_the_run():
+    replaced = FaultRecord(10.0, "12:00:00", "sink_worker_sigkill", "gps_points run ab", "injected")
+    stalled = FaultRecord(
+        20.0,
+        "12:00:10",
+        "sink_worker_sigkill",
+        "gps_points run cd",
+        "injected",
+        "Dagster: no new gps_points session within 300 s",
+        stalled=True,
+    )
+    assert verdict([_raw()], [], [], [replaced]) == []
+    [problem] = verdict([_raw()], [], [], [replaced, stalled])
+    assert "12:00:10" in problem and "no new gps_points session" in problem
