@@ -173,41 +173,58 @@ def valid_wearable_sql(settings: Settings) -> str:
 
 
 def readings_sql(settings: Settings, source: str) -> str:
-    """One row per valid measurement (a blood-pressure event gives two) with its event time."""
-    branches = []
-    for event_metric, fields in METRIC_FIELDS.items():
-        rows = ", ".join(
-            f"ROW({_literal(rule.metric)}, reading_{fields.index(rule.field) + 1})"
-            for rule in windowed_metrics(settings)
-            if rule.field in fields
-        )
-        branches.append(f"WHEN {_literal(event_metric)} THEN ARRAY[{rows}]")
+    """The valid events, one row each, with their reading slots and event time.
+
+    A blood-pressure event stays one row: the window aggregate keeps the stats of each slot
+    and its rows are split per measurement after it (`window_metrics_sql`), once per window
+    instead of once per reading.
+    """
+    slots = ", ".join(f"reading_{i + 1}" for i in range(READING_SLOTS))
     return f"""
-SELECT v.event_id, v.device_id, v.patient_id, m.metric, m.reading, v.event_ts
-FROM (SELECT * FROM {source} WHERE {valid_wearable_sql(settings)}) AS v
-CROSS JOIN UNNEST(CASE v.metric {" ".join(branches)} END) AS m(metric, reading)"""
+SELECT event_id, device_id, patient_id, metric, {slots}, event_ts
+FROM {source} WHERE {valid_wearable_sql(settings)}"""
 
 
-def window_metrics_sql(readings: str, metrics: tuple[str, ...], window_s: int) -> str:
+def window_metrics_sql(readings: str, rules: tuple[WindowedMetric, ...], window_s: int) -> str:
     """Tumbling event-time windows per device and metric; each event_id counted once.
 
-    The dedupe happens inside the window aggregate (`STATS_FUNCTION`), so each reading is
-    shuffled once and the state is one entry per device and window.
+    The aggregate groups by the events' metric and keeps one `STATS_FUNCTION` per reading
+    slot the rules use (systolic and diastolic of one blood-pressure event side by side), so
+    each event is shuffled once and deduped inside the window aggregate, with one state entry
+    per device, event metric and window; each window's result is then unnested into a row
+    per output metric.
     """
-    names = ", ".join(_literal(m) for m in metrics)
+    slot = {r.metric: METRIC_FIELDS[r.event_metric].index(r.field) + 1 for r in rules}
+    events = dict.fromkeys(r.event_metric for r in rules)
+    stats = ",\n         ".join(
+        f"{STATS_FUNCTION}(event_id, reading_{i}) AS stats_{i}" for i in sorted(set(slot.values()))
+    )
+    branches = " ".join(
+        f"WHEN {_literal(event)} THEN ARRAY["
+        + ", ".join(
+            f"ROW({_literal(r.metric)}, stats_{slot[r.metric]})"
+            for r in rules
+            if r.event_metric == event
+        )
+        + "]"
+        for event in events
+    )
+    names = ", ".join(_literal(e) for e in events)
     return f"""
-SELECT window_start, window_end, device_id, patient_id, metric,
-       stats.reading_count AS reading_count,
-       CAST(stats.reading_sum AS DOUBLE) / stats.reading_count AS avg_value,
-       stats.min_value AS min_value, stats.max_value AS max_value,
-       stats.reading_sum AS reading_sum
+SELECT window_start, window_end, device_id, patient_id, m.metric AS metric,
+       m.stats.reading_count AS reading_count,
+       CAST(m.stats.reading_sum AS DOUBLE) / m.stats.reading_count AS avg_value,
+       m.stats.min_value AS min_value, m.stats.max_value AS max_value,
+       m.stats.reading_sum AS reading_sum
 FROM (
-  SELECT window_start, window_end, device_id, metric, MAX(patient_id) AS patient_id,
-         {STATS_FUNCTION}(event_id, reading) AS stats
+  SELECT window_start, window_end, device_id, metric AS event_metric,
+         MAX(patient_id) AS patient_id,
+         {stats}
   FROM TABLE(TUMBLE(TABLE {readings}, DESCRIPTOR(event_ts), INTERVAL '{window_s}' SECOND(9)))
   WHERE metric IN ({names})
   GROUP BY window_start, window_end, device_id, metric
-)"""
+) AS w
+CROSS JOIN UNNEST(CASE event_metric {branches} END) AS m(metric, stats)"""
 
 
 def _decimal(value: float) -> str:

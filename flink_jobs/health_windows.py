@@ -238,19 +238,18 @@ def transform(t_env: TableEnvironment, source: Table, settings: Settings) -> Hea
     rules = health_sql.windowed_metrics(settings)
     # One window aggregate per distinct window length among the 1-minute-family metrics.
     short = [r for r in rules if r.metric != "blood_sugar"]
-    sizes: dict[int, list[str]] = {}
+    sizes: dict[int, list[health_sql.WindowedMetric]] = {}
     for rule in short:
-        sizes.setdefault(rule.window_s, []).append(rule.metric)
+        sizes.setdefault(rule.window_s, []).append(rule)
     short_sql = "\nUNION ALL\n".join(
-        health_sql.window_metrics_sql(readings, tuple(metrics), size)
-        for size, metrics in sizes.items()
+        health_sql.window_metrics_sql(readings, tuple(group), size) for size, group in sizes.items()
     )
     sugar = next(r for r in rules if r.metric == "blood_sugar")
     metrics_1min = _view(t_env, "health_metrics_short", t_env.sql_query(short_sql))
     metrics_10min = _view(
         t_env,
         "health_metrics_long",
-        t_env.sql_query(health_sql.window_metrics_sql(readings, (sugar.metric,), sugar.window_s)),
+        t_env.sql_query(health_sql.window_metrics_sql(readings, (sugar,), sugar.window_s)),
     )
     all_metrics = f"(SELECT * FROM {metrics_1min} UNION ALL SELECT * FROM {metrics_10min})"
     alerts = health_sql.alerts_sql(settings, all_metrics)

@@ -1,6 +1,7 @@
 package dev.openpipe.flink;
 
 import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
 
 /**
  * event_time as openpipe.events reads it: RFC 3339 with ASCII digits, 'T', optional 1-9
@@ -15,54 +16,64 @@ final class EventTime {
 
     private EventTime() {}
 
-    /** {epoch ms} of an RFC 3339 string, or null when it is not a valid one. */
-    static long[] epochMillis(String s) {
-        int n = s.length();
-        if (n < 20 || s.charAt(4) != '-' || s.charAt(7) != '-' || s.charAt(10) != 'T'
-                || s.charAt(13) != ':' || s.charAt(16) != ':') {
-            return null;
+    /** What epochMillis gives for a text that is not a valid time. */
+    static final long INVALID = Long.MIN_VALUE;
+
+    /** Epoch ms of an RFC 3339 string (a JSON string with escapes, decoded), or INVALID. */
+    static long epochMillis(String s) {
+        // Every character a valid time has is ASCII; any other becomes a byte refused below.
+        byte[] bytes = s.getBytes(StandardCharsets.ISO_8859_1);
+        return epochMillis(bytes, 0, bytes.length);
+    }
+
+    /** Epoch ms of the RFC 3339 text at s[from, to), or INVALID when it is not a valid one. */
+    static long epochMillis(byte[] s, int from, int to) {
+        int n = to - from;
+        if (n < 20 || s[from + 4] != '-' || s[from + 7] != '-' || s[from + 10] != 'T'
+                || s[from + 13] != ':' || s[from + 16] != ':') {
+            return INVALID;
         }
-        int year = digits(s, 0, 4);
-        int month = digits(s, 5, 2);
-        int day = digits(s, 8, 2);
-        int hour = digits(s, 11, 2);
-        int minute = digits(s, 14, 2);
-        int second = digits(s, 17, 2);
+        int year = digits(s, from, 4);
+        int month = digits(s, from + 5, 2);
+        int day = digits(s, from + 8, 2);
+        int hour = digits(s, from + 11, 2);
+        int minute = digits(s, from + 14, 2);
+        int second = digits(s, from + 17, 2);
         if (year < 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23
                 || minute < 0 || minute > 59 || second < 0 || second > 59) {
-            return null; // digits() gives -1 for a non-digit
+            return INVALID; // digits() gives -1 for a non-digit
         }
         int monthDays = DAYS[month - 1] + (month == 2 && leap(year) ? 1 : 0);
         if (day > monthDays) {
-            return null;
+            return INVALID;
         }
-        int i = 19;
+        int i = from + 19;
         int micros = 0;
-        if (s.charAt(i) == '.') {
+        if (s[i] == '.') {
             int first = ++i;
-            while (i < n && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
+            while (i < to && s[i] >= '0' && s[i] <= '9') {
                 i++;
             }
             int count = i - first;
             if (count < 1 || count > 9) {
-                return null;
+                return INVALID;
             }
             for (int k = 0; k < 6; k++) {
-                micros = micros * 10 + (k < count ? s.charAt(first + k) - '0' : 0);
+                micros = micros * 10 + (k < count ? s[first + k] - '0' : 0);
             }
         }
         int offsetMin;
-        if (i == n - 1 && s.charAt(i) == 'Z') {
+        if (i == to - 1 && s[i] == 'Z') {
             offsetMin = 0;
-        } else if (i == n - 6 && (s.charAt(i) == '+' || s.charAt(i) == '-') && s.charAt(i + 3) == ':') {
+        } else if (i == to - 6 && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
             int oh = digits(s, i + 1, 2);
             int om = digits(s, i + 4, 2);
             if (oh < 0 || oh > 23 || om < 0 || om > 59) {
-                return null;
+                return INVALID;
             }
-            offsetMin = (oh * 60 + om) * (s.charAt(i) == '-' ? -1 : 1);
+            offsetMin = (oh * 60 + om) * (s[i] == '-' ? -1 : 1);
         } else {
-            return null;
+            return INVALID;
         }
         long days = daysFromCivil(year, month, day);
         long seconds = days * 86400L + hour * 3600L + minute * 60L + second - offsetMin * 60L;
@@ -73,13 +84,13 @@ final class EventTime {
         } else {
             timestamp = new BigDecimal(totalMicros).movePointLeft(6).doubleValue();
         }
-        return new long[] {(long) (timestamp * 1000.0)};
+        return (long) (timestamp * 1000.0);
     }
 
-    private static int digits(String s, int from, int count) {
+    private static int digits(byte[] s, int from, int count) {
         int v = 0;
         for (int k = from; k < from + count; k++) {
-            char c = s.charAt(k);
+            int c = s[k];
             if (c < '0' || c > '9') {
                 return -1;
             }

@@ -3,6 +3,7 @@ package dev.openpipe.flink;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
 import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
@@ -30,7 +31,11 @@ public final class ParseWearable extends ScalarFunction {
                 : null;
         Double r1 = d.valid && d.readings.length > 0 && !Double.isNaN(d.readings[0]) ? d.readings[0] : null;
         Double r2 = d.valid && d.readings.length > 1 && !Double.isNaN(d.readings[1]) ? d.readings[1] : null;
-        return Row.of(d.valid, d.valid ? d.eventId : null, d.valid ? d.deviceId : null,
-                d.valid ? d.patientId : null, d.valid ? d.metric : null, time, r1, r2);
+        return Row.of(d.valid, text(d.eventId), text(d.deviceId), text(d.patientId),
+                text(d.metric), time, r1, r2);
+    }
+
+    private static String text(StringData s) {
+        return s == null ? null : s.toString();
     }
 }

@@ -14,7 +14,6 @@ import org.apache.flink.table.connector.format.DecodingFormat;
 import org.apache.flink.table.connector.source.DynamicTableSource;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
-import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.data.TimestampData;
 import org.apache.flink.table.factories.DeserializationFormatFactory;
 import org.apache.flink.table.factories.DynamicTableFactory;
@@ -138,10 +137,10 @@ public final class WearableFormatFactory implements DeserializationFormatFactory
         private static Object field(WearableParser.Decoded d, int column) {
             switch (column) {
                 case 0: return d.valid;
-                case 1: return d.valid ? StringData.fromString(d.eventId) : null;
-                case 2: return d.valid ? StringData.fromString(d.deviceId) : null;
-                case 3: return d.valid ? StringData.fromString(d.patientId) : null;
-                case 4: return d.valid ? StringData.fromString(d.metric) : null;
+                case 1: return d.eventId;
+                case 2: return d.deviceId;
+                case 3: return d.patientId;
+                case 4: return d.metric;
                 case 5: return d.hasTime ? TimestampData.fromEpochMillis(d.eventMs) : null;
                 default:
                     double reading = d.readings[column - 100];

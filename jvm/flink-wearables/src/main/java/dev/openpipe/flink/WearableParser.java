@@ -2,8 +2,12 @@ package dev.openpipe.flink;
 
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.binary.BinaryStringData;
 
 /**
  * One pass over a Kafka value: strict JSON as orjson reads it (UTF-8, no lone surrogates,
@@ -11,18 +15,24 @@ import java.util.Map;
  * limit), then the wearable rules of openpipe.events. Only the accept/reject verdict and
  * the fields the job needs come out; the sinks name the fault. Not thread-safe: one
  * instance per operator.
+ *
+ * <p>Byte level: a kept value is remembered as its place in the message; keys, ids,
+ * metric and event_time are compared and the readings converted in place, and the strings
+ * the job emits are copied out as UTF-8 {@link StringData}. Only a string with escapes or
+ * non-ASCII characters is decoded to a Java String (then judged on that), so a plain event
+ * costs no String, no map lookup and no UTF-8 re-encoding downstream.
  */
 public final class WearableParser {
 
-    /** What one value decodes to. {@code eventMs} is set whenever event_time parses. */
+    /** What one value decodes to: {@code eventMs} whenever event_time parses, the strings if valid. */
     public static final class Decoded {
         public boolean valid;
         public boolean hasTime;
         public long eventMs;
-        public String eventId;
-        public String deviceId;
-        public String patientId;
-        public String metric;
+        public StringData eventId;
+        public StringData deviceId;
+        public StringData patientId;
+        public StringData metric;
         public final double[] readings;
 
         Decoded(int slots) {
@@ -48,27 +58,114 @@ public final class WearableParser {
     private static final String PY_SPACE =
             "\t\n\u000b\u000c\r\u001c\u001d\u001e\u001f \u0085\u00a0\u1680\u2000\u2001\u2002"
                     + "\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
+    /** Powers of ten a double holds exactly (Clinger's fast path for decimal readings). */
+    private static final double[] POW10 = new double[23];
+
+    static {
+        POW10[0] = 1;
+        for (int i = 1; i < POW10.length; i++) {
+            POW10[i] = POW10[i - 1] * 10;
+        }
+    }
 
     private final WearableRules rules;
+    /** Kept top-level keys: slot -> key (ASCII), and the same as a map for decoded keys. */
+    private final byte[][] keyOfSlot;
     private final Map<String, Integer> slotOfKey = new HashMap<>();
+    private final int schemaVersionSlot;
+    private final int eventIdSlot;
+    private final int eventTimeSlot;
+    private final int deviceTypeSlot;
+    private final int metricSlot;
+    private final int[] identifierSlots;
+    private final byte[] schemaVersion;
+    private final byte[] deviceType;
+    /** Per metric, in rule order: name, the name as emitted, field slots, ranges, exceeds. */
+    private final byte[][] metricNames;
+    private final StringData[] metricData;
+    private final int[][] fieldSlots;
+    private final double[][] minimum;
+    private final double[][] maximum;
+    /** Indexes into the metric's fields of {greater, smaller}, or null. */
+    private final int[][] exceeds;
+
+    /** Per kept slot: kind, where its text lies in the message (a string's inside the quotes). */
     private final int[] kind;
-    private final Object[] value; // String for strings, String (literal text) for numbers
+    private final int[] start;
+    private final int[] stop;
     private final boolean[] integral;
+    /** A string slot with escapes or non-ASCII characters, decoded; null when plain. */
+    private final String[] decoded;
     private final Decoded out;
 
     private byte[] b;
     private int pos;
     private int end;
+    /** Set by parseString: whether the last string was ASCII without escapes. */
+    private boolean plain;
 
     public WearableParser(WearableRules rules) {
         this.rules = rules;
         for (String key : rules.keys) {
             slotOfKey.putIfAbsent(key, slotOfKey.size());
         }
-        kind = new int[slotOfKey.size()];
-        value = new Object[slotOfKey.size()];
-        integral = new boolean[slotOfKey.size()];
+        int slots = slotOfKey.size();
+        keyOfSlot = new byte[slots][];
+        slotOfKey.forEach((key, slot) -> keyOfSlot[slot] = ascii(key));
+        schemaVersionSlot = slotOfKey.get("schema_version");
+        eventIdSlot = slotOfKey.get("event_id");
+        eventTimeSlot = slotOfKey.get("event_time");
+        deviceTypeSlot = slotOfKey.get("device_type");
+        metricSlot = slotOfKey.get("metric");
+        identifierSlots = Arrays.stream(rules.identifiers).mapToInt(slotOfKey::get).toArray();
+        schemaVersion = ascii(rules.schemaVersion);
+        deviceType = ascii(rules.deviceType);
+        int metrics = rules.metrics.size();
+        metricNames = new byte[metrics][];
+        metricData = new StringData[metrics];
+        fieldSlots = new int[metrics][];
+        minimum = new double[metrics][];
+        maximum = new double[metrics][];
+        exceeds = new int[metrics][];
+        int m = 0;
+        for (Map.Entry<String, String[]> metric : rules.metrics.entrySet()) {
+            String[] fields = metric.getValue();
+            metricNames[m] = ascii(metric.getKey());
+            metricData[m] = BinaryStringData.fromBytes(metricNames[m]);
+            fieldSlots[m] = new int[fields.length];
+            minimum[m] = new double[fields.length];
+            maximum[m] = new double[fields.length];
+            for (int i = 0; i < fields.length; i++) {
+                fieldSlots[m][i] = slotOfKey.get(fields[i]);
+                minimum[m][i] = rules.ranges.get(fields[i])[0];
+                maximum[m][i] = rules.ranges.get(fields[i])[1];
+            }
+            String[] pair = rules.exceeds.get(metric.getKey());
+            if (pair != null) {
+                List<String> names = List.of(fields);
+                exceeds[m] = new int[] {names.indexOf(pair[0]), names.indexOf(pair[1])};
+                if (exceeds[m][0] < 0 || exceeds[m][1] < 0) {
+                    throw new IllegalArgumentException(
+                            "wearable rules: exceeds." + metric.getKey() + " names a field it lacks");
+                }
+            }
+            m++;
+        }
+        kind = new int[slots];
+        start = new int[slots];
+        stop = new int[slots];
+        integral = new boolean[slots];
+        decoded = new String[slots];
         out = new Decoded(rules.readingSlots());
+    }
+
+    private static byte[] ascii(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            if (s.charAt(i) >= 0x80) {
+                throw new IllegalArgumentException("wearable rules: '" + s + "' is not ASCII");
+            }
+        }
+        return s.getBytes(StandardCharsets.US_ASCII);
     }
 
     /** Decodes one value (null for a tombstone). The returned object is reused per call. */
@@ -77,9 +174,8 @@ public final class WearableParser {
         d.valid = false;
         d.hasTime = false;
         d.eventId = d.deviceId = d.patientId = d.metric = null;
-        java.util.Arrays.fill(d.readings, Double.NaN);
-        java.util.Arrays.fill(kind, 0);
-        java.util.Arrays.fill(value, null);
+        Arrays.fill(d.readings, Double.NaN);
+        Arrays.fill(kind, 0);
         if (message == null) {
             return d;
         }
@@ -87,86 +183,120 @@ public final class WearableParser {
         pos = 0;
         end = message.length;
         try {
-            skipWs();
-            if (pos >= end || b[pos] != '{') {
-                return d; // not an object (or not JSON): neither valid nor timed
+            if (!parseDocument()) {
+                return d; // not an object, not JSON or content after it: neither valid nor timed
             }
-            parseObject(1, true);
-            skipWs();
-            if (pos != end) {
-                return d; // content after the document
+            if (kind[eventTimeSlot] == T_STRING) {
+                long ms = decoded[eventTimeSlot] == null
+                        ? EventTime.epochMillis(b, start[eventTimeSlot], stop[eventTimeSlot])
+                        : EventTime.epochMillis(decoded[eventTimeSlot]);
+                if (ms != EventTime.INVALID) {
+                    d.hasTime = true;
+                    d.eventMs = ms;
+                }
             }
-        } catch (Invalid | ArrayIndexOutOfBoundsException e) {
+            d.valid = message.length <= rules.maxBytes && d.hasTime && judge(d);
             return d;
         } finally {
             b = null;
         }
-        int timeSlot = slotOfKey.get("event_time");
-        if (kind[timeSlot] == T_STRING) {
-            long[] ms = EventTime.epochMillis((String) value[timeSlot]);
-            if (ms != null) {
-                d.hasTime = true;
-                d.eventMs = ms[0];
+    }
+
+    private boolean parseDocument() {
+        try {
+            skipWs();
+            if (pos >= end || b[pos] != '{') {
+                return false;
             }
+            parseObject(1, true);
+            skipWs();
+            return pos == end;
+        } catch (Invalid | ArrayIndexOutOfBoundsException e) {
+            return false;
         }
-        d.valid = message.length <= rules.maxBytes && d.hasTime && judge(d);
-        return d;
     }
 
     private boolean judge(Decoded d) {
-        int version = slotOfKey.get("schema_version");
-        if (kind[version] != T_NUMBER || !integral[version] || !rules.schemaVersion.equals(value[version])) {
+        int version = schemaVersionSlot;
+        if (kind[version] != T_NUMBER || !integral[version] || !bytesEqual(version, schemaVersion)) {
             return false;
         }
-        String eventId = string("event_id");
-        if (eventId == null || !isUuid(eventId)) {
+        if (kind[eventIdSlot] != T_STRING || !isUuid(eventIdSlot)) {
             return false;
         }
-        if (!rules.deviceType.equals(string("device_type"))) {
+        if (!stringEquals(deviceTypeSlot, deviceType)) {
             return false;
         }
-        for (String name : rules.identifiers) {
-            String id = string(name);
+        for (int slot : identifierSlots) {
             // Blank ids are missing; NUL cannot be stored in PostgreSQL text, so the sinks refuse it.
-            if (id == null || isBlank(id) || id.indexOf('\0') >= 0) {
+            if (kind[slot] != T_STRING || blankOrNul(slot)) {
                 return false;
             }
         }
-        String metric = string("metric");
-        String[] fields = metric == null ? null : rules.metrics.get(metric);
-        if (fields == null) {
+        int m = 0;
+        while (m < metricNames.length && !stringEquals(metricSlot, metricNames[m])) {
+            m++;
+        }
+        if (m == metricNames.length) {
             return false;
         }
+        int[] fields = fieldSlots[m];
         for (int i = 0; i < fields.length; i++) {
-            int slot = slotOfKey.get(fields[i]);
-            if (kind[slot] != T_NUMBER) {
+            if (kind[fields[i]] != T_NUMBER) {
                 return false;
             }
-            double reading = Double.parseDouble((String) value[slot]);
-            double[] range = rules.ranges.get(fields[i]);
-            if (!(reading >= range[0] && reading <= range[1])) {
+            double reading = number(fields[i]);
+            if (!(reading >= minimum[m][i] && reading <= maximum[m][i])) {
                 return false;
             }
             d.readings[i] = reading;
         }
-        String[] pair = rules.exceeds.get(metric);
-        if (pair != null) {
-            double high = Double.parseDouble((String) value[slotOfKey.get(pair[0])]);
-            double low = Double.parseDouble((String) value[slotOfKey.get(pair[1])]);
-            if (!(high > low)) {
-                return false;
-            }
+        int[] pair = exceeds[m];
+        if (pair != null && !(d.readings[pair[0]] > d.readings[pair[1]])) {
+            return false;
         }
-        d.eventId = eventId;
-        d.deviceId = string(rules.identifiers[0]);
-        d.patientId = rules.identifiers.length > 1 ? string(rules.identifiers[1]) : null;
-        d.metric = metric;
+        d.eventId = stringData(eventIdSlot);
+        d.deviceId = stringData(identifierSlots[0]);
+        d.patientId = identifierSlots.length > 1 ? stringData(identifierSlots[1]) : null;
+        d.metric = metricData[m];
         return true;
     }
 
-    private String string(String key) {
-        int slot = slotOfKey.get(key);
-        return kind[slot] == T_STRING ? (String) value[slot] : null;
+    /** Whether the slot's text in the message (a number, or a plain string) is `expected`. */
+    private boolean bytesEqual(int slot, byte[] expected) {
+        return Arrays.equals(b, start[slot], stop[slot], expected, 0, expected.length);
+    }
+
+    /** Whether the slot holds a string equal to the ASCII `expected`. */
+    private boolean stringEquals(int slot, byte[] expected) {
+        if (kind[slot] != T_STRING) {
+            return false;
+        }
+        String s = decoded[slot];
+        return s == null
+                ? bytesEqual(slot, expected)
+                : s.equals(new String(expected, StandardCharsets.US_ASCII));
+    }
+
+    private StringData stringData(int slot) {
+        String s = decoded[slot];
+        return s == null
+                ? BinaryStringData.fromBytes(Arrays.copyOfRange(b, start[slot], stop[slot]))
+                : StringData.fromString(s);
+    }
+
+    private boolean blankOrNul(int slot) {
+        String s = decoded[slot];
+        if (s != null) {
+            return isBlank(s) || s.indexOf('\0') >= 0;
+        }
+        // Plain: ASCII without control characters, so only ' ' is a Python space and no NUL.
+        for (int i = start[slot]; i < stop[slot]; i++) {
+            if (b[i] != ' ') {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static boolean isBlank(String s) {
@@ -178,12 +308,15 @@ public final class WearableParser {
         return true;
     }
 
-    private static boolean isUuid(String s) {
-        if (s.length() != 36) {
+    private boolean isUuid(int slot) {
+        String s = decoded[slot];
+        int from = start[slot];
+        int n = s == null ? stop[slot] - from : s.length();
+        if (n != 36) {
             return false;
         }
         for (int i = 0; i < 36; i++) {
-            char c = s.charAt(i);
+            int c = s == null ? b[from + i] : s.charAt(i);
             boolean dash = i == 8 || i == 13 || i == 18 || i == 23;
             boolean hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
             if (dash ? c != '-' : !hex) {
@@ -191,6 +324,39 @@ public final class WearableParser {
             }
         }
         return true;
+    }
+
+    /**
+     * The slot's number as Double.parseDouble reads it. Up to 15 digits and no exponent, the
+     * digits as a long over a power of ten are both exact, so one division rounds correctly.
+     */
+    private double number(int slot) {
+        int i = start[slot];
+        int stopAt = stop[slot];
+        boolean negative = b[i] == '-';
+        if (negative) {
+            i++;
+        }
+        long digits = 0;
+        int count = 0;
+        int fraction = -1;
+        for (; i < stopAt; i++) {
+            int c = b[i];
+            if (c == '.') {
+                fraction = 0;
+            } else if (c >= '0' && c <= '9' && count < 15) {
+                digits = digits * 10 + (c - '0');
+                count++;
+                if (fraction >= 0) {
+                    fraction++;
+                }
+            } else {
+                return Double.parseDouble(
+                        new String(b, start[slot], stopAt - start[slot], StandardCharsets.ISO_8859_1));
+            }
+        }
+        double value = fraction > 0 ? digits / POW10[fraction] : digits;
+        return negative ? -value : value;
     }
 
     // --- strict JSON ------------------------------------------------------------------
@@ -225,16 +391,13 @@ public final class WearableParser {
         }
         while (true) {
             skipWs();
-            String key = parseString(true);
+            int keyStart = pos + 1;
+            parseString();
+            int slot = top ? keySlot(keyStart, pos - 1) : -1;
             skipWs();
             expect(':');
             skipWs();
-            Integer slot = top ? slotOfKey.get(key) : null;
-            if (slot == null) {
-                parseValue(depth, -1);
-            } else {
-                parseValue(depth, slot);
-            }
+            parseValue(depth, slot);
             skipWs();
             if (pos >= end) {
                 throw Invalid.INSTANCE;
@@ -247,6 +410,21 @@ public final class WearableParser {
                 throw Invalid.INSTANCE;
             }
         }
+    }
+
+    /** The slot of the key just parsed (its text at [from, to)), or -1 if not kept. */
+    private int keySlot(int from, int to) {
+        if (!plain) {
+            Integer slot = slotOfKey.get(unescape(from, to));
+            return slot == null ? -1 : slot;
+        }
+        for (int slot = 0; slot < keyOfSlot.length; slot++) {
+            byte[] key = keyOfSlot[slot];
+            if (Arrays.equals(b, from, to, key, 0, key.length)) {
+                return slot;
+            }
+        }
+        return -1;
     }
 
     private void parseArray(int depth) throws Invalid {
@@ -281,13 +459,17 @@ public final class WearableParser {
         if (pos >= end) {
             throw Invalid.INSTANCE;
         }
-        byte c = b[pos];
+        int from = pos;
         int k;
-        Object v = null;
         boolean whole = false;
-        switch (c) {
+        String text = null;
+        switch (b[pos]) {
             case '"':
-                v = parseString(slot >= 0);
+                parseString();
+                from++;
+                if (slot >= 0 && !plain) {
+                    text = unescape(from, pos - 1);
+                }
                 k = T_STRING;
                 break;
             case '{':
@@ -311,16 +493,14 @@ public final class WearableParser {
                 k = T_NULL;
                 break;
             default:
-                int start = pos;
                 whole = parseNumber();
-                if (slot >= 0) {
-                    v = new String(b, start, pos - start, StandardCharsets.ISO_8859_1);
-                }
                 k = T_NUMBER;
         }
         if (slot >= 0) {
             kind[slot] = k;
-            value[slot] = v;
+            start[slot] = from;
+            stop[slot] = k == T_STRING ? pos - 1 : pos;
+            decoded[slot] = text;
             integral[slot] = whole;
         }
     }
@@ -340,7 +520,7 @@ public final class WearableParser {
 
     /** RFC 8259 number; true when it is an integer literal. Refuses what overflows a double. */
     private boolean parseNumber() throws Invalid {
-        int start = pos;
+        int first = pos;
         if (pos < end && b[pos] == '-') {
             pos++;
         }
@@ -387,14 +567,14 @@ public final class WearableParser {
             }
         }
         if (exponent || intDigits > 300) {
-            String text = new String(b, start, pos - start, StandardCharsets.ISO_8859_1);
+            String text = new String(b, first, pos - first, StandardCharsets.ISO_8859_1);
             if (Double.isInfinite(Double.parseDouble(text))) {
                 throw Invalid.INSTANCE; // orjson: "number is infinity when parsed as double"
             }
         }
         if (whole && intDigits > 18) {
             // orjson keeps integers in [-2^63, 2^64 - 1] as int, others become floats.
-            String text = new String(b, start, pos - start, StandardCharsets.ISO_8859_1);
+            String text = new String(b, first, pos - first, StandardCharsets.ISO_8859_1);
             BigDecimal n = new BigDecimal(text);
             whole = n.compareTo(MIN_INT) >= 0 && n.compareTo(MAX_UINT) <= 0;
         }
@@ -404,11 +584,10 @@ public final class WearableParser {
     private static final BigDecimal MIN_INT = new BigDecimal("-9223372036854775808");
     private static final BigDecimal MAX_UINT = new BigDecimal("18446744073709551615");
 
-    /** A JSON string at pos; decoded when `keep`, else only checked (returns null). */
-    private String parseString(boolean keep) throws Invalid {
+    /** Checks the JSON string at pos and moves past it; sets `plain`. */
+    private void parseString() throws Invalid {
         expect('"');
-        int start = pos;
-        boolean plain = true; // ASCII without escapes: decode by copying
+        plain = true; // ASCII without escapes
         while (true) {
             if (pos >= end) {
                 throw Invalid.INSTANCE;
@@ -453,15 +632,7 @@ public final class WearableParser {
                 utf8(c);
             }
         }
-        int stop = pos;
         pos++; // closing quote
-        if (!keep) {
-            return null;
-        }
-        if (plain) {
-            return new String(b, start, stop - start, StandardCharsets.ISO_8859_1);
-        }
-        return unescape(start, stop);
     }
 
     private int hex4() throws Invalid {
@@ -510,10 +681,11 @@ public final class WearableParser {
         pos += need + 1;
     }
 
-    private String unescape(int start, int stop) {
-        StringBuilder s = new StringBuilder(stop - start);
-        int i = start;
-        while (i < stop) {
+    /** The string whose JSON text (inside the quotes) is at [from, to), decoded. */
+    private String unescape(int from, int to) {
+        StringBuilder s = new StringBuilder(to - from);
+        int i = from;
+        while (i < to) {
             int c = b[i] & 0xff;
             if (c == '\\') {
                 int e = b[i + 1];
@@ -532,7 +704,7 @@ public final class WearableParser {
                 }
             } else {
                 int run = i;
-                while (i < stop && b[i] != '\\') {
+                while (i < to && b[i] != '\\') {
                     i++;
                 }
                 s.append(new String(b, run, i - run, StandardCharsets.UTF_8));
