@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -71,7 +70,12 @@ def test_runs_with_a_live_worker_or_none_logged_yet_are_kept(instance) -> None:
 
 def test_a_reused_pid_is_not_taken_for_the_worker() -> None:
     now = time.time()
-    assert worker_alive(os.getpid(), now - 60)
+    fresh = _sleeper()
+    try:
+        assert worker_alive(fresh.pid, now - 60)
+    finally:
+        fresh.kill()
+        fresh.wait()
     assert not worker_alive(1, now)  # init began long before a run that started now
     assert worker_alive(1, None)
 
