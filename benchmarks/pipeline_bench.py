@@ -44,7 +44,7 @@ from openpipe.sinks import SINKS, partition_lag
 from openpipe.sinks.writer import read_offsets
 from openpipe.stack import components
 from openpipe.stack import dagster as stack_dagster
-from openpipe.stack.process import proc_stats
+from openpipe.stack.process import command_line, proc_stats
 from openpipe.storage import db
 
 RAW = [table for table, spec in SINKS.items() if spec.family]
@@ -81,12 +81,7 @@ def stack_ticks(leaders: dict[int, str]) -> dict[int, tuple[int, str]]:
             continue
         role = component
         if component == "dagster-code-server":
-            cmd = (
-                Path(f"/proc/{pid}/cmdline")
-                .read_bytes()
-                .replace(b"\0", b" ")
-                .decode(errors="replace")
-            )
+            cmd = command_line(pid)
             role = "code servers" if "code-server" in cmd or "api grpc" in cmd else "runs"
         found[pid] = (int(fields[11]) + int(fields[12]), role)
     return found

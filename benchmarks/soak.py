@@ -36,7 +36,7 @@ from soak_verdict import (
 
 from openpipe.config import Settings, load_settings
 from openpipe.sinks import SINKS
-from openpipe.stack.process import proc_stat
+from openpipe.stack.process import command_line, proc_stat
 
 log = logging.getLogger("soak")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -95,15 +95,6 @@ def _near(samples: list[Sample], t: float) -> dict[str, float]:
     return min(samples, key=lambda s: abs(s.t - t)).shared_mb
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
-
-
 def component_processes() -> dict[str, list[int]]:
     """Component -> its pids. Dagster run workers (and what they start) are their own group."""
     groups: dict[str, list[int]] = {}
@@ -113,10 +104,11 @@ def component_processes() -> dict[str, list[int]]:
             continue
         tree = stack.process_tree(pid)
         if name == "dagster-code-server":
+            commands = {p: command_line(p) for p in tree}
             workers = [
                 p
-                for p in tree
-                if "multiprocessing-fork" in _cmdline(p) or "execute_run" in _cmdline(p)
+                for p, cmd in commands.items()
+                if "multiprocessing-fork" in cmd or "execute_run" in cmd
             ]
             in_workers = {q for w in workers for q in stack.process_tree(w)}
             groups[RUN_WORKERS] = sorted(in_workers)

@@ -30,6 +30,7 @@ from openpipe.stack import components, postgres
 from openpipe.stack.dagster import graphql as dagster_graphql
 from openpipe.stack.process import proc_stats, process_start
 from openpipe.storage import db
+from openpipe_dagster.sensors.runs import started_process_pid, worker_alive
 
 log = logging.getLogger(__name__)
 SINK_TAG = "openpipe/sink"  # openpipe_dagster.runs.SINK_TAG (not imported: it loads Dagster)
@@ -80,12 +81,9 @@ def sink_runs(settings: Settings) -> list[tuple[str, str, int | None, bool]]:
         events = _graphql(settings, _RUN_LOGS, {"runId": run["runId"]})["logsForRun"]["events"]
         pid, alive = None, False
         for event in events:
-            message = event.get("message") or ""
-            if message.startswith("Started process for run (pid: "):
-                pid = int(message.split("pid: ", 1)[1].split(")", 1)[0])
-                started = process_start(pid)
-                # Alive, and not a reused pid: the process began around the run's start.
-                alive = started is not None and started >= (run["startTime"] or 0) - 120
+            pid = started_process_pid(event.get("message") or "")
+            if pid is not None:
+                alive = worker_alive(pid, run["startTime"])
                 break
         runs.append((run["runId"], sink, pid, alive))
     return runs

@@ -117,10 +117,11 @@ RESTAURANT_BITS, NUMBER_BITS, TABLE_BITS = 24, 40, 24
 STATES = tuple(ORDER_STATES)
 METHODS = (None, "upi", "card", "cash")
 LOW_BITS = TABLE_BITS + 3 + 2 + 1 + LINE_BITS * MAX_LINES  # below the order number
-ORDER_BITS = RESTAURANT_BITS + NUMBER_BITS + LOW_BITS
+RESTAURANT_SHIFT = NUMBER_BITS + LOW_BITS  # an arrival is just the restaurant, shifted
+ORDER_BITS = RESTAURANT_BITS + RESTAURANT_SHIFT
 ORDER_MASK = (1 << ORDER_BITS) - 1
 ORDER_NUMBERS = ((1 << NUMBER_BITS) - 1) << LOW_BITS
-MAX_RESTAURANTS = 1 << RESTAURANT_BITS  # config caps tables_per_restaurant well below TABLE_BITS
+MAX_RESTAURANTS = 1 << RESTAURANT_BITS  # (tables_per_restaurant is capped far below TABLE_BITS)
 
 
 @dataclass(slots=True)
@@ -205,7 +206,7 @@ class RestaurantFleet:
             self._free_tables.append(list(range(self._config.tables_per_restaurant, 0, -1)))
             self._order_numbers.append(0)
             self._active.append(True)
-            self._push(self._next_arrival(now_ms), number << NUMBER_BITS + LOW_BITS)
+            self._push(self._next_arrival(now_ms), number << RESTAURANT_SHIFT)
 
     def remove(self, n: int) -> None:
         """Close the `n` most recently opened restaurants (their open orders stop)."""
@@ -238,8 +239,8 @@ class RestaurantFleet:
         rng = self._rng
         tables = self._free_tables[restaurant]
         party = rng.choice((1, 2, 2, 2, 3, 4, 4, 5, 6))
-        lines = min(1 + _poisson(rng, 0.9 * party), 8)
-        picks = set(rng.choices(self._dish_codes, self._dish_weights, k=lines))
+        count = min(1 + _poisson(rng, 0.9 * party), MAX_LINES)
+        picks = set(rng.choices(self._dish_codes, self._dish_weights, k=count))
         lines = []
         for k in sorted(picks):
             is_bread = DISHES[k][0] in ("D016", "D017")
@@ -307,7 +308,7 @@ class RestaurantFleet:
         while heap and heap[0] < due:
             step = heapq.heappop(heap)
             when, packed = step >> SEQ_BITS + ORDER_BITS, step & ORDER_MASK
-            restaurant = packed >> NUMBER_BITS + LOW_BITS
+            restaurant = packed >> RESTAURANT_SHIFT
             if not self._active[restaurant]:
                 continue
             if not packed & ORDER_NUMBERS:  # a customer arrives

@@ -25,12 +25,18 @@ _STARTED_PROCESS = re.compile(r"Started process for run \(pid: (\d+)\)")
 START_SLACK_S = 120
 
 
+def started_process_pid(message: str) -> int | None:
+    """The pid in a worker's "Started process for run (pid: N)." event, else None."""
+    match = _STARTED_PROCESS.match(message)
+    return int(match.group(1)) if match else None
+
+
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     """The pid the run's worker logged when it started, or None before it did."""
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        match = _STARTED_PROCESS.match(record.message or "")
-        if match:
-            return int(match.group(1))
+        pid = started_process_pid(record.message or "")
+        if pid is not None:
+            return pid
     return None
 
 

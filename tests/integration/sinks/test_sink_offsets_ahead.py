@@ -38,11 +38,7 @@ def produce_events(produce, topic: str, n: int, seed: int) -> None:
 
 def drain(settings, connect, topic: str):
     return drain_topic(
-        SINKS[SINK],
-        settings,
-        connect=connect,
-        make_consumer=lambda g: kafka.make_consumer(settings.kafka.bootstrap_servers, g),
-        topic=topic,
+        SINKS[SINK], settings, connect=connect, make_consumer=consumers(settings), topic=topic
     )
 
 
@@ -205,8 +201,13 @@ def test_reset_refuses_while_a_session_holds_a_partition(settings, connect, ahea
     assert offsets(connect, ahead_topic) == before
 
 
+def consumers(settings):
+    """A consumer factory, as the sinks take it."""
+    return lambda g: kafka.make_consumer(settings.kafka.bootstrap_servers, g)
+
+
 def clients(settings, connect):
-    return connect, lambda g: kafka.make_consumer(settings.kafka.bootstrap_servers, g)
+    return connect, consumers(settings)
 
 
 def test_a_session_that_waited_for_its_predecessor_is_not_a_false_alarm(
@@ -228,7 +229,7 @@ def test_a_session_that_waited_for_its_predecessor_is_not_a_false_alarm(
                 SINKS[SINK],
                 settings,
                 connect=connect,
-                make_consumer=lambda g: kafka.make_consumer(settings.kafka.bootstrap_servers, g),
+                make_consumer=consumers(settings),
                 topic=topic,
                 lock_wait_s=60,
             )

@@ -89,7 +89,11 @@ def test_own_pid_file_finds_a_process_restarted_by_its_own_tools(state, tmp_path
     own = tmp_path / "postmaster.pid"
     managed = ManagedProcess("restarted", stop_signal=signal.SIGINT, own_pid_file=own)
     # Started outside ManagedProcess (as `pg_ctl restart` would), in no group of its own.
-    other = subprocess.Popen(["sleep", "300"])
+    # SIGINT back to its default: a shell running the tests in the background ignores it,
+    # and sleep would inherit that.
+    other = subprocess.Popen(
+        ["sleep", "300"], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
     own.write_text(f"{other.pid}\n/data\n")
     assert managed.pid() == other.pid
     assert managed.stop(timeout_s=5)
