@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 import system_stack as stack
-from system_account import FaultRecord, render_report, verdict
+from system_account import FaultRecord, SessionWatch, render_report, verdict
 from system_ledger import account_raw, account_upserts, compare_windows
 from system_plan import PlannedFault, parse_counts, plan_faults
 from system_probe import ProbeProducer
@@ -135,22 +135,44 @@ class FaultInjector:
             ).start()
         return record
 
-    def _time_new_session(self, record: FaultRecord, limit_s: float = 300) -> None:
-        """Fill in how long until another run of the killed worker's sink is STARTED."""
+    def _time_new_session(self, record: FaultRecord) -> None:
+        """Fill in how long until another run of the killed worker's sink is STARTED.
+
+        After `SessionWatch.limit_s` without one, the sink's lag decides: nothing to drain
+        is fine (no session is due), lag that stays unserved is a stall.
+        """
         sink, run = record.target.split(" run ", 1)
         run = run.split(" ", 1)[0]
+        watch = SessionWatch()
         started = time.monotonic()
-        while time.monotonic() - started < limit_s:
+        while True:
+            elapsed = time.monotonic() - started
             try:
                 runs = stack.sink_runs(self.settings)
             except Exception:  # faults make the webserver unreachable now and then
                 runs = []
             if any(s == sink and not r.startswith(run) and alive for r, s, _, alive in runs):
-                record.recovery_s = time.monotonic() - started
+                record.recovery_s = elapsed
                 return
+            if elapsed >= watch.limit_s:
+                try:
+                    outcome = watch.outcome(elapsed, stack.sink_lag(self.settings, sink))
+                except Exception:  # PostgreSQL or the broker down: ask again
+                    outcome = None
+                if outcome == "idle":
+                    record.recovery = (
+                        f"Dagster: {sink} had nothing to drain; no session due "
+                        f"within {watch.limit_s:.0f} s"
+                    )
+                    return
+                if outcome == "stalled":
+                    record.recovery = (
+                        f"Dagster: no new {sink} session within {elapsed:.0f} s, "
+                        "with messages to drain"
+                    )
+                    record.stalled = True
+                    return
             time.sleep(3)
-        record.recovery = f"Dagster: no new {sink} session within {limit_s:.0f} s"
-        record.stalled = True
 
     def kafka_broker_sigkill(self) -> str:
         return f"kafka pid {stack.kill_component('kafka')}"

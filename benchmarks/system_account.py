@@ -169,6 +169,30 @@ class FaultRecord:
     stalled: bool = False  # a killed sink session was not replaced in time
 
 
+class SessionWatch:
+    """Whether a sink whose session was killed got a new one, or stalled.
+
+    A sink gets a session only while its topic has unread messages, so the wait for one
+    ends well in two ways: a session starts, or, once `limit_s` has passed, the sink has
+    nothing to drain (a health-metrics-10min sink is idle until the next 10-minute window
+    closes). It stalled when, after `limit_s`, it kept lagging for `grace_s` with no session
+    (a few sensor ticks: lag that arrived just before the limit is not a stall).
+    """
+
+    def __init__(self, limit_s: float = 300, grace_s: float = 60) -> None:
+        self.limit_s = limit_s
+        self.grace_s = grace_s
+        self.lagging_since: float | None = None
+
+    def outcome(self, elapsed_s: float, lag: int) -> str | None:
+        """'idle', 'stalled' or None (keep waiting), from one lag sample after the limit."""
+        if lag <= 0:
+            return "idle"
+        if self.lagging_since is None:
+            self.lagging_since = elapsed_s
+        return "stalled" if elapsed_s - self.lagging_since >= self.grace_s else None
+
+
 def verdict(
     raw: list[RawAccount],
     upserts: list[UpsertAccount],

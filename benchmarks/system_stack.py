@@ -372,6 +372,18 @@ def sink_lags(settings: Settings, conn, marks: dict[str, dict[int, int]]) -> dic
     return lags
 
 
+def sink_lag(settings: Settings, sink: str) -> int:
+    """One sink's lag now: its topic's high watermarks minus its stored offsets."""
+    topic = SINKS[sink].topic(settings)
+    consumer = watermark_consumer(settings)
+    try:
+        marks = high_marks(consumer, [topic])
+    finally:
+        consumer.close()
+    with connect(settings) as conn:
+        return sink_lags(settings, conn, marks)[sink]
+
+
 def flink_lag(settings: Settings, marks: dict[int, int]) -> int | None:
     """The Flink job's lag on the wearables topic (offsets it commits on each checkpoint)."""
     topic = settings.kafka.topics.wearables

@@ -4,6 +4,7 @@ from system_account import (
     FaultRecord,
     ProbeAccount,
     RawAccount,
+    SessionWatch,
     UpsertAccount,
     WindowComparison,
     render_report,
@@ -123,3 +124,21 @@ def test_a_sink_left_without_a_session_fails_the_run():
     assert verdict([_raw()], [], [], [replaced]) == []
     [problem] = verdict([_raw()], [], [], [replaced, stalled])
     assert "12:00:10" in problem and "no new gps_points session" in problem
+
+
+def test_a_sink_with_nothing_to_drain_needs_no_new_session():
+    # health_metrics_10min gets messages once per 10-minute window: no lag, no session due.
+    assert SessionWatch(limit_s=300, grace_s=60).outcome(300.0, 0) == "idle"
+
+
+def test_lag_left_unserved_past_the_grace_is_a_stall():
+    watch = SessionWatch(limit_s=300, grace_s=60)
+    assert watch.outcome(300.0, 5) is None  # arrived just before the limit: a sensor tick away
+    assert watch.outcome(330.0, 9) is None
+    assert watch.outcome(360.0, 9) == "stalled"
+
+
+def test_lag_drained_within_the_grace_is_not_a_stall():
+    watch = SessionWatch(limit_s=300, grace_s=60)
+    assert watch.outcome(300.0, 5) is None
+    assert watch.outcome(340.0, 0) == "idle"
