@@ -68,6 +68,7 @@ def _wait(component: Component, settings: Settings, progress: Progress) -> str:
             timeout_s=component.timeout_s,
             alive=component.process.running if component.local(settings) else None,
             on_wait=lambda elapsed, detail: progress.wait(component.name, elapsed, detail),
+            progress=component.progress if component.local(settings) else None,
         )
     except StackError as exc:
         where = (

@@ -21,7 +21,8 @@ class Component:
     ready: Callable[[Settings], tuple[bool, str]]
     start: Callable[[Settings], None]
     local: Callable[[Settings], bool]  # False: an external service we only check
-    timeout_s: float = 120
+    timeout_s: float = 120  # without progress, when `progress` can tell
+    progress: Callable[[], str | None] | None = None  # what a slow start is busy with
 
 
 def _host(settings: Settings) -> str:
@@ -77,6 +78,7 @@ KAFKA = Component(
     start=_start_kafka,
     local=lambda s: s.kafka.manage_local,
     timeout_s=90,
+    progress=kafka.recovery_progress,
 )
 FLINK_JOBMANAGER = Component(
     name="flink-jobmanager",

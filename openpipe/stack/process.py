@@ -252,20 +252,37 @@ def wait_until(
     timeout_s: float,
     alive: Callable[[], bool] | None = None,
     on_wait: Callable[[float, str], None] | None = None,
+    progress: Callable[[], str | None] | None = None,
     interval_s: float = 0.5,
 ) -> str:
-    """Poll check() until it reports ready; raise StackError on timeout or if the process dies."""
-    start = time.monotonic()
+    """Poll check() until it reports ready; raise StackError on timeout or if the process dies.
+
+    `progress` says what a slow starter is busy with (Kafka recovering its logs after a
+    crash); each new answer restarts the timeout, so only a starter that stops moving
+    times out.
+    """
+    start = since = time.monotonic()
+    note = progress() if progress else None
     detail = "not checked yet"
     while True:
         ok, detail = check()
         if ok:
             return detail
-        elapsed = time.monotonic() - start
+        now = time.monotonic()
+        if progress is not None:
+            latest = progress()
+            if latest != note:
+                note, since = latest, now
+            if note:
+                detail = f"{detail}; {note}"
         if alive is not None and not alive():
             raise StackError(f"the process exited while starting ({detail})")
-        if elapsed > timeout_s:
-            raise StackError(f"not ready after {timeout_s:.0f} s ({detail})")
+        if now - since > timeout_s:
+            raise StackError(
+                f"not ready after {timeout_s:.0f} s ({detail})"
+                if since == start
+                else f"no progress for {timeout_s:.0f} s, {now - start:.0f} s in ({detail})"
+            )
         if on_wait:
-            on_wait(elapsed, detail)
+            on_wait(now - start, detail)
         time.sleep(interval_s)

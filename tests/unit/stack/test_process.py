@@ -98,3 +98,23 @@ def test_own_pid_file_finds_a_process_restarted_by_its_own_tools(state, tmp_path
     assert managed.pid() == other.pid
     assert managed.stop(timeout_s=5)
     assert other.wait(timeout=5) == -signal.SIGINT
+
+
+def test_wait_until_waits_on_while_the_starter_makes_progress():
+    # Kafka loading its logs after a crash: 1 of 3, 2 of 3, 3 of 3, then it listens.
+    notes = iter(["1 of 3", "1 of 3", "2 of 3", "2 of 3", "3 of 3", "3 of 3"])
+    checks = iter([(False, "nothing listening")] * 5 + [(True, "broker id 1")])
+    got = proc.wait_until(
+        lambda: next(checks), timeout_s=0.025, progress=lambda: next(notes), interval_s=0.02
+    )
+    assert got == "broker id 1"
+
+
+def test_wait_until_times_out_once_progress_stops_and_says_how_far_it_got():
+    with pytest.raises(StackError, match=r"no progress for 0 s, 0 s in \(down; 2 of 3\)"):
+        proc.wait_until(
+            lambda: (False, "down"),
+            timeout_s=0.1,
+            progress=iter(["1 of 3", "2 of 3"] + ["2 of 3"] * 100).__next__,
+            interval_s=0.02,
+        )

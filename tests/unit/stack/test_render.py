@@ -2,7 +2,7 @@ import yaml
 
 from openpipe.config import load_settings
 from openpipe.stack import components, flink, jars, kafka, postgres
-from openpipe.stack.process import StackError
+from openpipe.stack.process import ManagedProcess, StackError
 
 
 def _props(text: str) -> dict[str, str]:
@@ -65,3 +65,22 @@ def test_components_have_unique_names_and_ports():
     ports = [c.port(settings)[1] for c in components.ALL if c.port(settings)[1]]
     assert len(ports) == len(set(ports))
     assert components.by_name("kafka") is components.KAFKA
+
+
+def test_kafka_segments_are_small_enough_to_recover_quickly():
+    props = _props(kafka.render_properties(load_settings()))
+    assert int(props["log.segment.bytes"]) <= 256 * 1024 * 1024
+
+
+def test_kafka_recovery_progress_reads_the_brokers_log_loading(tmp_path, monkeypatch):
+    monkeypatch.setattr(kafka, "PROCESS", ManagedProcess("kafka", home=tmp_path))
+    assert kafka.recovery_progress() is None  # no log yet
+    line = "[t] INFO Completed load of Log(dir=x) in 5ms ({} completed in /data) (kafka.log)\n"
+    earlier = "".join(line.format(f"{n}/161") for n in range(1, 162)) + (
+        "[t] INFO Loaded 161 logs in 900ms (unclean log dirs = []) (kafka.log.LogManager)\n"
+    )
+    kafka.PROCESS.log_file.write_text(earlier)
+    assert kafka.recovery_progress() is None  # the last start loaded them all
+    with kafka.PROCESS.log_file.open("a") as log:
+        log.write(line.format("1/1161") + "noise\n" * 3 + line.format("1136/1161"))
+    assert kafka.recovery_progress() == "loading its logs: 1,136 of 1,161"
