@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from openpipe.stack.process import command_line, proc_stat
 log = logging.getLogger("soak")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 RUN_WORKERS = "dagster run workers"
+RUN_WORKER_BACKENDS = "postgres backends of run workers"
 #: Long-lived processes started by `openpipe up` (pid files), plus the simulator.
 COMPONENTS = (
     "postgres",
@@ -95,8 +97,65 @@ def _near(samples: list[Sample], t: float) -> dict[str, float]:
     return min(samples, key=lambda s: abs(s.t - t)).shared_mb
 
 
-def component_processes() -> dict[str, list[int]]:
-    """Component -> its pids. Dagster run workers (and what they start) are their own group."""
+def _socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets a process holds open."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return inodes
+
+
+def client_ports(tcp_tables: list[str], inodes: set[int], server_port: int) -> set[int]:
+    """Local ports of the TCP sockets among `inodes` connected to `server_port`.
+
+    `tcp_tables` are the texts of /proc/net/tcp and /proc/net/tcp6 (hex address:port).
+    """
+    ports = set()
+    for table in tcp_tables:
+        for line in table.splitlines()[1:]:
+            fields = line.split()
+            if (
+                len(fields) > 9
+                and int(fields[9]) in inodes
+                and int(fields[2].rsplit(":", 1)[1], 16) == server_port
+            ):
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def backend_client_port(command: str) -> int | None:
+    """The client's port in a PostgreSQL backend's title ("postgres: u db 127.0.0.1(5123) idle")."""
+    match = re.match(r"postgres: \S+ \S+ [^ (]+\((\d+)\)", command)
+    return int(match.group(1)) if match else None
+
+
+def worker_backends(postgres: list[int], workers: list[int], server_port: int) -> list[int]:
+    """The PostgreSQL backends whose client is a Dagster run worker (they end with it)."""
+    inodes = set().union(*(_socket_inodes(p) for p in workers)) if workers else set()
+    if not inodes:
+        return []
+    tables = []
+    for name in ("tcp", "tcp6"):
+        try:
+            tables.append(Path(f"/proc/net/{name}").read_text())
+        except FileNotFoundError:
+            continue
+    ports = client_ports(tables, inodes, server_port)
+    return [p for p in postgres if backend_client_port(command_line(p)) in ports]
+
+
+def component_processes(settings: Settings) -> dict[str, list[int]]:
+    """Component -> its pids. Dagster run workers (and what they start) are their own group,
+    and so are the PostgreSQL backends serving them: both come and go with the sessions.
+    """
     groups: dict[str, list[int]] = {}
     for name in COMPONENTS:
         pid = stack.component_pid(name)
@@ -114,6 +173,10 @@ def component_processes() -> dict[str, list[int]]:
             groups[RUN_WORKERS] = sorted(in_workers)
             tree = [p for p in tree if p not in in_workers]
         groups[name] = tree
+    if groups.get("postgres") and groups.get(RUN_WORKERS):
+        served = worker_backends(groups["postgres"], groups[RUN_WORKERS], settings.database.port)
+        groups[RUN_WORKER_BACKENDS] = served
+        groups["postgres"] = [p for p in groups["postgres"] if p not in set(served)]
     return groups
 
 
@@ -161,7 +224,7 @@ class Sampler:
         now = time.monotonic()
         elapsed = max(now - self._at, 1e-6)
         ticks_now: dict[int, int] = {}
-        for name, pids in component_processes().items():
+        for name, pids in component_processes(self.settings).items():
             busy, pss, shared = 0, 0, 0
             for pid in pids:
                 stat = _stat(pid)
@@ -285,7 +348,7 @@ def main() -> int:
     baseline = min(args.memory_baseline, samples[-1].t / 3)
     checks = lag_checks(samples, topic_of, args.max_lag_seconds)
     checks += freshness_checks({k: v[0] for k, v in overall.items()}, args.freshness_bound)
-    checks += memory_checks(samples, baseline, exclude=(RUN_WORKERS,))
+    checks += memory_checks(samples, baseline, exclude=(RUN_WORKERS, RUN_WORKER_BACKENDS))
     png = REPORTS / f"soak-{run_id}.png"
     plot(samples, png, buckets)
     worst = {sink: max((v for _, v in points), default=None) for sink, points in buckets.items()}
@@ -293,7 +356,8 @@ def main() -> int:
         f"rows per raw sink: {', '.join(f'{k} {v[1]:,}' for k, v in overall.items())}",
         "worst 30-s freshness p95: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in worst.items() if v is not None),
-        f"{RUN_WORKERS} are excluded from the memory check (they come and go by design)",
+        f"{RUN_WORKERS} and the {RUN_WORKER_BACKENDS} (found by their client's TCP port) are "
+        "excluded from the memory check: they come and go with the sink sessions",
         "memory is PSS without shared memory segments, which are sized at start and fill "
         "as they are touched; shared at 10 min -> end: "
         + ", ".join(
