@@ -584,11 +584,23 @@ public final class WearableParser {
     private static final BigDecimal MIN_INT = new BigDecimal("-9223372036854775808");
     private static final BigDecimal MAX_UINT = new BigDecimal("18446744073709551615");
 
+    /** Bytes a JSON string holds as they are: printable ASCII but the quote and backslash. */
+    private static final boolean[] STRING_PLAIN = new boolean[256];
+
+    static {
+        for (int c = 0x20; c < 0x80; c++) {
+            STRING_PLAIN[c] = c != '"' && c != '\\';
+        }
+    }
+
     /** Checks the JSON string at pos and moves past it; sets `plain`. */
     private void parseString() throws Invalid {
         expect('"');
         plain = true; // ASCII without escapes
         while (true) {
+            while (pos < end && STRING_PLAIN[b[pos] & 0xff]) {
+                pos++; // most bytes of most strings: one table look-up each
+            }
             if (pos >= end) {
                 throw Invalid.INSTANCE;
             }
@@ -625,8 +637,6 @@ public final class WearableParser {
                         && e != 'r' && e != 't') {
                     throw Invalid.INSTANCE;
                 }
-            } else if (c < 0x80) {
-                pos++;
             } else {
                 plain = false;
                 utf8(c);
