@@ -376,7 +376,8 @@ class SinkSession:
         with `final_interval()`.
         """
         result = self.result
-        if self.skipped:
+        if self.skipped:  # e.g. stopped while it waited for a predecessor's locks
+            result.stopped = self.stop.is_set()
             return result
         started = time.monotonic()
         deadline = started + (
