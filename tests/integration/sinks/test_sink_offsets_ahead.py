@@ -254,3 +254,31 @@ def test_a_session_that_waited_for_its_predecessor_is_not_a_false_alarm(
     waiting.join(60)
     assert "error" not in outcome, outcome.get("error")
     assert {p: high for p, (_, high) in outcome["marks"].items()} == offsets(connect, topic)
+
+
+def test_a_session_stopped_while_it_waits_for_the_locks_says_it_was_stopped(
+    settings, connect, make_topic
+):
+    """A termination during a handover reaches the successor before it holds the locks:
+    it ends at once, skipped, and reports the stop (it reported stopped_on_request False)."""
+    topic = make_topic("stopwait")
+    stop = threading.Event()
+    with connect() as predecessor:
+        for p in range(settings.kafka.partitions):
+            assert try_advisory_lock(predecessor, lock_name(SINK, topic, p))
+        session = SinkSession(
+            SINKS[SINK],
+            settings,
+            connect=connect,
+            make_consumer=consumers(settings),
+            topic=topic,
+            stop=stop,
+            lock_wait_s=60,
+        )
+        threading.Timer(1.0, stop.set).start()
+        started = time.monotonic()
+        with session:
+            result = session.run(seconds=5)
+    assert time.monotonic() - started < 10
+    assert result.skipped_reason and "holds the lock" in result.skipped_reason
+    assert result.stopped is True
