@@ -37,7 +37,7 @@ from soak_verdict import (
 
 from openpipe.config import Settings, load_settings
 from openpipe.sinks import SINKS
-from openpipe.stack.process import command_line, proc_stat
+from openpipe.stack.process import command_line, proc_stat, tcp_client_ports
 
 log = logging.getLogger("soak")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -97,40 +97,6 @@ def _near(samples: list[Sample], t: float) -> dict[str, float]:
     return min(samples, key=lambda s: abs(s.t - t)).shared_mb
 
 
-def _socket_inodes(pid: int) -> set[int]:
-    """Inodes of the sockets a process holds open."""
-    inodes = set()
-    try:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:  # closed meanwhile
-                continue
-            if target.startswith("socket:["):
-                inodes.add(int(target[8:-1]))
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return inodes
-
-
-def client_ports(tcp_tables: list[str], inodes: set[int], server_port: int) -> set[int]:
-    """Local ports of the TCP sockets among `inodes` connected to `server_port`.
-
-    `tcp_tables` are the texts of /proc/net/tcp and /proc/net/tcp6 (hex address:port).
-    """
-    ports = set()
-    for table in tcp_tables:
-        for line in table.splitlines()[1:]:
-            fields = line.split()
-            if (
-                len(fields) > 9
-                and int(fields[9]) in inodes
-                and int(fields[2].rsplit(":", 1)[1], 16) == server_port
-            ):
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
 def backend_client_port(command: str) -> int | None:
     """The client's port in a PostgreSQL backend's title ("postgres: u db 127.0.0.1(5123) idle")."""
     match = re.match(r"postgres: \S+ \S+ [^ (]+\((\d+)\)", command)
@@ -139,17 +105,8 @@ def backend_client_port(command: str) -> int | None:
 
 def worker_backends(postgres: list[int], workers: list[int], server_port: int) -> list[int]:
     """The PostgreSQL backends whose client is a Dagster run worker (they end with it)."""
-    inodes = set().union(*(_socket_inodes(p) for p in workers)) if workers else set()
-    if not inodes:
-        return []
-    tables = []
-    for name in ("tcp", "tcp6"):
-        try:
-            tables.append(Path(f"/proc/net/{name}").read_text())
-        except FileNotFoundError:
-            continue
-    ports = client_ports(tables, inodes, server_port)
-    return [p for p in postgres if backend_client_port(command_line(p)) in ports]
+    ports = tcp_client_ports(workers, server_port)
+    return [p for p in postgres if ports and backend_client_port(command_line(p)) in ports]
 
 
 def component_processes(settings: Settings) -> dict[str, list[int]]:
@@ -176,7 +133,7 @@ def component_processes(settings: Settings) -> dict[str, list[int]]:
     if groups.get("postgres") and groups.get(RUN_WORKERS):
         served = worker_backends(groups["postgres"], groups[RUN_WORKERS], settings.database.port)
         groups[RUN_WORKER_BACKENDS] = served
-        groups["postgres"] = [p for p in groups["postgres"] if p not in set(served)]
+        groups["postgres"] = sorted(set(groups["postgres"]) - set(served))
     return groups
 
 

@@ -147,10 +147,11 @@ def recovery_progress(tail_bytes: int = 1 << 20) -> str | None:
             tail = log.read()
     except FileNotFoundError:
         return None
-    last = next(reversed(list(_LOADING.finditer(tail))), None)
-    if last is None or last.group(1) is None:  # none in view, or all loaded
+    found = _LOADING.findall(tail)  # (done, total) per line; ("", "") once all are loaded
+    if not found or not found[-1][0]:
         return None
-    return f"loading its logs: {int(last.group(1)):,} of {int(last.group(2)):,}"
+    done, total = found[-1]
+    return f"loading its logs: {int(done):,} of {int(total):,}"
 
 
 def ready(settings: Settings) -> tuple[bool, str]:

@@ -218,6 +218,54 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def _socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets a process holds open."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return inodes
+
+
+def client_ports(tcp_tables: list[str], inodes: set[int], server_port: int) -> set[int]:
+    """Local ports of the TCP sockets among `inodes` connected to `server_port`.
+
+    `tcp_tables` are the texts of /proc/net/tcp and /proc/net/tcp6 (hex address:port).
+    """
+    ports = set()
+    for table in tcp_tables:
+        for line in table.splitlines()[1:]:
+            fields = line.split()
+            if (
+                len(fields) > 9
+                and int(fields[9]) in inodes
+                and int(fields[2].rsplit(":", 1)[1], 16) == server_port
+            ):
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def tcp_client_ports(pids: list[int], server_port: int) -> set[int]:
+    """Local ports of the processes' TCP connections to `server_port` (any address)."""
+    inodes = set().union(*(_socket_inodes(p) for p in pids)) if pids else set()
+    if not inodes:
+        return set()
+    tables = []
+    for name in ("tcp", "tcp6"):
+        try:
+            tables.append(Path(f"/proc/net/{name}").read_text())
+        except FileNotFoundError:
+            continue
+    return client_ports(tables, inodes, server_port)
+
+
 def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
     """SIGTERM a process (its group when it leads one), SIGKILL it if still there after timeout_s."""
     _signal(pid, signal.SIGTERM)

@@ -210,6 +210,25 @@ def clients(settings, connect):
     return connect, consumers(settings)
 
 
+def hold_every_lock(conn, settings, topic: str) -> None:
+    """Take the sink's lock of every partition of `topic`, as a running predecessor holds them."""
+    for p in range(settings.kafka.partitions):
+        assert try_advisory_lock(conn, lock_name(SINK, topic, p))
+
+
+def successor_session(settings, connect, topic: str, **kwargs) -> SinkSession:
+    """A session that waits up to 60 s for a predecessor's locks, as at a handover."""
+    return SinkSession(
+        SINKS[SINK],
+        settings,
+        connect=connect,
+        make_consumer=consumers(settings),
+        topic=topic,
+        lock_wait_s=60,
+        **kwargs,
+    )
+
+
 def test_a_session_that_waited_for_its_predecessor_is_not_a_false_alarm(
     settings, connect, make_topic, produce
 ):
@@ -220,19 +239,11 @@ def test_a_session_that_waited_for_its_predecessor_is_not_a_false_alarm(
     produce_events(produce, topic, 30, seed=2)
     assert drain(settings, connect, topic).total_lag == 0
     with connect() as predecessor:
-        for p in range(settings.kafka.partitions):
-            assert try_advisory_lock(predecessor, lock_name(SINK, topic, p))
+        hold_every_lock(predecessor, settings, topic)
         outcome: dict[str, object] = {}
 
         def successor() -> None:
-            session = SinkSession(
-                SINKS[SINK],
-                settings,
-                connect=connect,
-                make_consumer=consumers(settings),
-                topic=topic,
-                lock_wait_s=60,
-            )
+            session = successor_session(settings, connect, topic)
             try:
                 with session:
                     outcome["marks"] = session.marks
@@ -264,17 +275,8 @@ def test_a_session_stopped_while_it_waits_for_the_locks_says_it_was_stopped(
     topic = make_topic("stopwait")
     stop = threading.Event()
     with connect() as predecessor:
-        for p in range(settings.kafka.partitions):
-            assert try_advisory_lock(predecessor, lock_name(SINK, topic, p))
-        session = SinkSession(
-            SINKS[SINK],
-            settings,
-            connect=connect,
-            make_consumer=consumers(settings),
-            topic=topic,
-            stop=stop,
-            lock_wait_s=60,
-        )
+        hold_every_lock(predecessor, settings, topic)
+        session = successor_session(settings, connect, topic, stop=stop)
         threading.Timer(1.0, stop.set).start()
         started = time.monotonic()
         with session:

@@ -3,7 +3,9 @@
 import os
 import socket
 
-from soak import backend_client_port, client_ports, worker_backends
+from soak import backend_client_port, worker_backends
+
+from openpipe.stack.process import client_ports
 
 # /proc/net/tcp: a run worker's socket (inode 4242) from port 0xC350 = 50000 to 5432
 # (0x1538), another process's (inode 7) to 5432, and the worker's socket to Kafka (9092).

@@ -101,11 +101,12 @@ def test_own_pid_file_finds_a_process_restarted_by_its_own_tools(state, tmp_path
 
 
 def test_wait_until_waits_on_while_the_starter_makes_progress():
-    # Kafka loading its logs after a crash: 1 of 3, 2 of 3, 3 of 3, then it listens.
-    notes = iter(["1 of 3", "1 of 3", "2 of 3", "2 of 3", "3 of 3", "3 of 3"])
-    checks = iter([(False, "nothing listening")] * 5 + [(True, "broker id 1")])
+    # Kafka loading its logs after a crash, one more log per poll, then it listens: 0.5 s
+    # in all, past the 0.15 s timeout, with each poll 0.05 s after the last progress.
+    notes = (f"{n} of 10" for n in range(100))
+    checks = iter([(False, "nothing listening")] * 10 + [(True, "broker id 1")])
     got = proc.wait_until(
-        lambda: next(checks), timeout_s=0.025, progress=lambda: next(notes), interval_s=0.02
+        lambda: next(checks), timeout_s=0.15, progress=lambda: next(notes), interval_s=0.05
     )
     assert got == "broker id 1"
 
