@@ -73,3 +73,8 @@ function renderGrid(table, columns, rows, types = []) {
 function formatCount(n) {
   return n === null || n === undefined ? "unknown" : Number(n).toLocaleString("en-US");
 }
+
+// "1 chunk", "3 chunks": a count with its noun in the right number.
+function counted(n, noun) {
+  return `${formatCount(n)} ${Number(n) === 1 ? noun : `${noun}s`}`;
+}

@@ -6,8 +6,8 @@ const detail = document.getElementById("table-detail");
 
 function partitionText(p) {
   if (!p) return null;
-  if (p.type === "hypertable") return `TimescaleDB hypertable on ${p.time_column}, ${p.chunks} chunks`;
-  return `partitioned by ${p.key}, ${p.partitions} partitions`;
+  if (p.type === "hypertable") return `TimescaleDB hypertable on ${p.time_column}, ${counted(p.chunks, "chunk")}`;
+  return `partitioned by ${p.key}, ${counted(p.partitions, "partition")}`;
 }
 
 function compressionText(p) {
@@ -16,7 +16,7 @@ function compressionText(p) {
   if (!c || !c.enabled) return "compression: off for this hypertable";
   if (!c.compressed_chunks) return `compression: on, no chunk compressed yet (of ${p.chunks})`;
   const ratio = c.after_bytes ? ` (${(c.before_bytes / c.after_bytes).toFixed(1)}×)` : "";
-  return `compression: ${c.compressed_chunks} of ${p.chunks} chunks compressed, `
+  return `compression: ${c.compressed_chunks} of ${counted(p.chunks, "chunk")} compressed, `
     + `${formatCount(c.before_bytes)} → ${formatCount(c.after_bytes)} bytes${ratio}`;
 }
 
