@@ -101,23 +101,78 @@ def _drop_topics(settings: Settings, names: list[str]) -> None:
                 print(f"could not delete scratch topic {topic}: {exc}")
 
 
-def _producer(settings: Settings):
-    return kafka.make_producer(settings.kafka.bootstrap_servers, settings.kafka)
+class _Sender:
+    """A producer that keeps what Kafka refused: a benchmark on lost input measures nothing.
 
+    (Kafka 4 refuses records stamped more than `message.timestamp.after.max.ms`, 1 h by
+    default, ahead of the broker's clock; a backlog on a virtual clock must end before now.)
+    """
 
-def _produce(producer, topic: str, key: bytes, value: bytes, ts: int, **kw) -> None:
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, timestamp=ts, **kw)
-            producer.poll(0)
-            return
-        except BufferError:
-            producer.poll(0.1)
+    def __init__(self, settings: Settings) -> None:
+        self.producer = kafka.make_producer(settings.kafka.bootstrap_servers, settings.kafka)
+        self.refused: list = []
+
+    def _delivered(self, err, _message) -> None:
+        if err is not None:
+            self.refused.append(err)
+
+    def send(self, topic: str, key: bytes, value: bytes, ts: int, **kw) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value=value, key=key, timestamp=ts, on_delivery=self._delivered, **kw
+                )
+                self.producer.poll(0)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait for every acknowledgement; raise if one is missing or Kafka refused any."""
+        left = self.producer.flush(timeout_s)
+        if left or self.refused:
+            first = f", the first: {self.refused[0]}" if self.refused else ""
+            raise RuntimeError(
+                f"Kafka refused {len(self.refused):,} benchmark events and left {left:,} "
+                f"unacknowledged after {timeout_s:.0f} s{first}"
+            )
 
 
 def _backlog(settings: Settings, events: int) -> tuple[list[tuple[bytes, int]], int]:
     """Produce `events` fleet readings plus a window-closing flush; returns them and the flush time."""
-    start = (int(time.time() * 1000) // 600_000) * 600_000 - 6 * 3_600_000
+    messages, flush_ms = backlog_readings(settings, events, int(time.time() * 1000))
+    sender, topic = _Sender(settings), settings.kafka.topics.wearables
+    for key, value, ts in messages:
+        sender.send(topic, key, value, ts)
+    # An invalid reading far ahead on every partition moves every watermark past the backlog.
+    flush = orjson.dumps(wearable_event("bench-flush", "heart_rate", flush_ms, heart_rate_bpm=999))
+    for partition in range(settings.kafka.partitions):
+        sender.send(topic, b"bench-flush", flush, flush_ms, partition=partition)
+    sender.flush(60)
+    return [(v, ts) for _, v, ts in messages], flush_ms
+
+
+def backlog_readings(
+    settings: Settings, events: int, now_ms: int
+) -> tuple[list[tuple[bytes, bytes, int]], int]:
+    """The backlog's readings and its flush time (an hour past them), all stamped before now.
+
+    It starts on a 10-minute boundary 6 h back, or earlier by whole windows when `events`
+    take longer than that on the fleet's clock: the broker refuses the future.
+    """
+    start = (now_ms // 600_000) * 600_000 - 6 * 3_600_000
+    while True:
+        messages, end = _fleet_readings(settings, events, start)
+        flush_ms = end + 3_600_000
+        if flush_ms <= now_ms:
+            return messages, flush_ms
+        start -= -(-(flush_ms - now_ms) // 600_000) * 600_000
+
+
+def _fleet_readings(
+    settings: Settings, events: int, start: int
+) -> tuple[list[tuple[bytes, bytes, int]], int]:
+    """The first `events` readings of the fleet from `start`, and the end of their last window."""
     fleet = WearableFleet(settings.devices.wearables, seed=7, start_ms=start)
     messages: list[tuple[bytes, bytes, int]] = []
     t = start
@@ -128,18 +183,7 @@ def _backlog(settings: Settings, events: int) -> tuple[list[tuple[bytes, int]], 
             for k, v, ts in zip(batch.keys, batch.values, batch.times_ms, strict=True)
         ]
         t += 600_000
-    messages = messages[:events]
-    producer, topic = _producer(settings), settings.kafka.topics.wearables
-    for key, value, ts in messages:
-        _produce(producer, topic, key, value, ts)
-    # An invalid reading far ahead on every partition moves every watermark past the backlog.
-    flush_ms = t + 3_600_000
-    flush = orjson.dumps(wearable_event("bench-flush", "heart_rate", flush_ms, heart_rate_bpm=999))
-    for partition in range(settings.kafka.partitions):
-        _produce(producer, topic, b"bench-flush", flush, flush_ms, partition=partition)
-    if producer.flush(60):
-        raise RuntimeError("Kafka did not acknowledge every benchmark event within 60 s")
-    return [(v, ts) for _, v, ts in messages], flush_ms
+    return messages[:events], t
 
 
 def _all_running_ms(service: FlinkService, job_id: str, timeout_s: float = 180) -> int:
@@ -290,24 +334,25 @@ def simulator_wearable_rate(settings: Settings) -> float:
     return SIMULATOR_DEVICES * share * per_device
 
 
-def _stream_fleet(settings: Settings, stop: threading.Event, produced: list[int]) -> None:
+def _stream_fleet(
+    settings: Settings, sender: _Sender, stop: threading.Event, produced: list[int]
+) -> None:
     """The scaled wearable fleet in real time: each second's readings sent as that second ends."""
     d = settings.devices
     share = d.wearables.count / (d.wearables.count + d.restaurants.count + d.gps.count)
     config = d.wearables.model_copy(update={"count": round(SIMULATOR_DEVICES * share)})
     now = int(time.time() * 1000)
     fleet = WearableFleet(config, seed=11, start_ms=now)
-    producer, topic, t = _producer(settings), settings.kafka.topics.wearables, now
+    topic, t = settings.kafka.topics.wearables, now
     while not stop.is_set():
         wait = (t + 1000) / 1000 - time.time()
         if wait > 0:
             time.sleep(wait)
         batch = fleet.generate(t, t + 1000)
         for key, value, ts in zip(batch.keys, batch.values, batch.times_ms, strict=True):
-            _produce(producer, topic, key.encode(), value, ts)
+            sender.send(topic, key.encode(), value, ts)
         produced[0] += len(batch.values)
         t += 1000
-    producer.flush(30)
 
 
 def _sample_job(
@@ -407,9 +452,10 @@ def alert_latency(
 
     samples: list[dict] = []
     checkpoint_s: dict[int, float] = {}
+    fleet, probes = _Sender(settings), _Sender(settings)
     threads = [
         threading.Thread(target=read_alerts, daemon=True),
-        threading.Thread(target=_stream_fleet, args=(settings, stop, produced), daemon=True),
+        threading.Thread(target=_stream_fleet, args=(settings, fleet, stop, produced), daemon=True),
         threading.Thread(
             target=_sample_job,
             args=(service, job.job_id, stop, samples, checkpoint_s),
@@ -418,7 +464,6 @@ def alert_latency(
     ]
     for thread in threads:
         thread.start()
-    producer = _producer(settings)
     sink = f"bench-{suffix}"
 
     def connect():
@@ -433,9 +478,7 @@ def alert_latency(
             for d in range(devices):
                 event = wearable_event(f"{prefix}-d{d}", "heart_rate", now_ms, heart_rate_bpm=130)
                 key = event["device_id"].encode()
-                _produce(
-                    producer, settings.kafka.topics.wearables, key, orjson.dumps(event), now_ms
-                )
+                probes.send(settings.kafka.topics.wearables, key, orjson.dumps(event), now_ms)
             if time.monotonic() >= next_drain:
                 drain_topic(
                     SINKS["health_alerts"],
@@ -448,7 +491,7 @@ def alert_latency(
                 )
                 next_drain = time.monotonic() + settings.pipeline.flush_interval_s
             time.sleep(max(0.0, 1 - (time.time() * 1000 - now_ms) / 1000))
-        producer.flush(30)
+        probes.flush(30)
         with connect() as conn:
             rows = conn.execute(
                 "SELECT device_id, window_end, ingested_at FROM health_alerts "
@@ -469,6 +512,7 @@ def alert_latency(
             conn.execute("DELETE FROM health_alerts WHERE device_id LIKE %s", (f"{prefix}-%",))
             conn.execute("DELETE FROM sink_offsets WHERE sink = %s", (sink,))
         _drop_topics(settings, [settings.kafka.topics.wearables, *outputs.values()])
+    fleet.flush(30)  # the stream thread has stopped: every fleet reading acknowledged?
 
     def due(window_end: datetime) -> float:
         return window_end.timestamp() + delay_s
