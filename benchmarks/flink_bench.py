@@ -49,6 +49,8 @@ from openpipe import kafka
 from openpipe.config import REPO_ROOT, Settings, load_settings
 from openpipe.sinks import SINKS
 from openpipe.sinks.drain import drain_topic
+from openpipe.stack import flink as local_flink
+from openpipe.stack.process import cpu_seconds, group_members
 from openpipe.storage import db
 from openpipe_dagster.resources.flink import FlinkService, FlinkServiceError
 from simulator.wearables import WearableFleet
@@ -276,6 +278,17 @@ def _health_round(
     return (last_ms - started) / 1000
 
 
+def _taskmanager_cpu_s() -> float:
+    """CPU seconds used so far by the local stack's TaskManager JVMs (all their processes)."""
+    pids = [
+        member
+        for process in (local_flink.TASKMANAGER, *local_flink.EXTRA_TASKMANAGERS)
+        if (leader := process.pid()) is not None
+        for member in group_members(leader)
+    ]
+    return cpu_seconds(pids)
+
+
 def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -292,24 +305,31 @@ def throughput(
         messages, _ = _backlog(settings, events)
         expected = sum(len(rows) for rows in expected_outputs(settings, messages).values())
         ceiling, health, ratios = [], [], []
+        tm_cpu: dict[str, list[float]] = {"ceiling": [], "health": []}
         for r in range(rounds):
             order = ("ceiling", "health") if r % 2 == 0 else ("health", "ceiling")
             load = _load()
-            seconds = {}
+            seconds, cpu_us = {}, {}
             for which in order:
                 label = f"{suffix}-{r}"
+                cpu_before = _taskmanager_cpu_s()
                 seconds[which] = (
                     _ceiling_round(backlog, label)
                     if which == "ceiling"
                     else _health_round(backlog, label, expected, backend, checkpoint_s)
                 )
+                cpu_us[which] = (_taskmanager_cpu_s() - cpu_before) / len(messages) * 1e6
             ceiling.append(len(messages) / seconds["ceiling"])
             health.append(len(messages) / seconds["health"])
             ratios.append(health[-1] / ceiling[-1])
+            for which in order:
+                tm_cpu[which].append(cpu_us[which])
             print(
                 f"  round {r + 1} ({' then '.join(order)}; load {load} -> {_load()}): "
-                f"ceiling {ceiling[-1]:,.0f} ev/s ({seconds['ceiling']:.2f} s), health job "
-                f"{health[-1]:,.0f} ev/s ({seconds['health']:.2f} s), ratio {ratios[-1]:.2f}",
+                f"ceiling {ceiling[-1]:,.0f} ev/s ({seconds['ceiling']:.2f} s, TaskManager "
+                f"{cpu_us['ceiling']:.1f} µs/event), health job {health[-1]:,.0f} ev/s "
+                f"({seconds['health']:.2f} s, {cpu_us['health']:.1f} µs/event), "
+                f"ratio {ratios[-1]:.2f}",
                 flush=True,
             )
     finally:
@@ -320,6 +340,8 @@ def throughput(
         "ceiling_events_s": statistics.median(ceiling),
         "health_events_s": statistics.median(health),
         "ratio": statistics.median(ratios),
+        "ceiling_cpu_us": statistics.median(tm_cpu["ceiling"]),
+        "health_cpu_us": statistics.median(tm_cpu["health"]),
     }
 
 
@@ -621,7 +643,9 @@ def main() -> None:
             f"{tp['ceiling_events_s']:,.0f} ev/s, health job {tp['health_events_s']:,.0f} ev/s "
             f"({tp['outputs']:,} outputs), ratio {tp['ratio']:.2f} (target >= 0.5); sustained "
             f"{tp['health_events_s'] / realtime:.1f}x the real-time wearable rate of a "
-            f"{SIMULATOR_DEVICES:,}-device simulator ({realtime:,.0f} ev/s)"
+            f"{SIMULATOR_DEVICES:,}-device simulator ({realtime:,.0f} ev/s); TaskManager CPU "
+            f"per event, whole job with its start: ceiling {tp['ceiling_cpu_us']:.1f} µs, "
+            f"health job {tp['health_cpu_us']:.1f} µs"
         )
     if args.only != "throughput":
         lat = alert_latency(args.latency_seconds, args.checkpoint_interval)

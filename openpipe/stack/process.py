@@ -169,6 +169,12 @@ def proc_stats() -> Iterator[tuple[int, list[str]]]:
             yield int(entry.name), fields
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (those gone count 0)."""
+    ticks = sum(int(f[11]) + int(f[12]) for pid in pids if (f := proc_stat(pid)) is not None)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def group_members(pgid: int) -> list[int]:
     """Pids of the group's processes that are not zombies."""
     return [pid for pid, fields in proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"]

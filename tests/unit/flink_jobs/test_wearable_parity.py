@@ -107,8 +107,32 @@ GOOD_STRINGS = {
 }
 
 
+#: What ends a run of plain string bytes, put at every place of a 17-byte device_id: the
+#: decoder scans strings eight bytes at a time, so each lands in each lane of a word.
+LANE_BYTES = (
+    b'"',
+    b"\\n",
+    b"\\q",
+    b"\x00",
+    b"\x01",
+    b"\x1f",
+    b" ",
+    b"\x7f",
+    "\u00e9".encode(),
+    b"\xff",
+)
+
+
+def _lanes() -> list[bytes]:
+    return [
+        _with_raw("device_id", b'"' + b"x" * at + special + b"y" * (16 - at) + b'"')
+        for special in LANE_BYTES
+        for at in range(17)
+    ]
+
+
 def _strings() -> list[bytes]:
-    out = []
+    out = _lanes()
     for field in STRING_FIELDS:
         for raw in (*BAD_STRINGS.values(), *GOOD_STRINGS.values()):
             out.append(_with_raw(field, raw))

@@ -1,6 +1,9 @@
 package dev.openpipe.flink;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.math.BigDecimal;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -593,14 +596,47 @@ public final class WearableParser {
         }
     }
 
+    /** Eight message bytes at a time, as one long (unaligned reads are fine on any JVM). */
+    private static final VarHandle WORDS =
+            MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final long ONES = 0x0101010101010101L;
+    private static final long HIGHS = 0x8080808080808080L;
+
+    /**
+     * Whether one of the eight bytes of `w` is not STRING_PLAIN: a quote, a backslash, a
+     * control (below 0x20) or not ASCII. The zero-byte tests may also flag a byte above a
+     * real hit (a borrow), never miss one; the byte loop then finds the exact position.
+     */
+    private static boolean notPlain(long w) {
+        long quote = w ^ (ONES * '"');
+        long backslash = w ^ (ONES * '\\');
+        long hits = ((quote - ONES) & ~quote)
+                | ((backslash - ONES) & ~backslash)
+                | ((w - ONES * 0x20) & ~w)
+                | w;
+        return (hits & HIGHS) != 0;
+    }
+
+    /** Moves pos past the plain bytes (STRING_PLAIN) from pos: a word, then a byte, at a time. */
+    private void skipPlain() {
+        byte[] buf = b;
+        int p = pos;
+        int last = end - 8;
+        while (p <= last && !notPlain((long) WORDS.get(buf, p))) {
+            p += 8;
+        }
+        while (p < end && STRING_PLAIN[buf[p] & 0xff]) {
+            p++;
+        }
+        pos = p;
+    }
+
     /** Checks the JSON string at pos and moves past it; sets `plain`. */
     private void parseString() throws Invalid {
         expect('"');
         plain = true; // ASCII without escapes
         while (true) {
-            while (pos < end && STRING_PLAIN[b[pos] & 0xff]) {
-                pos++; // most bytes of most strings: one table look-up each
-            }
+            skipPlain(); // most bytes of most strings
             if (pos >= end) {
                 throw Invalid.INSTANCE;
             }
