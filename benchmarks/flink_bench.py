@@ -50,7 +50,8 @@ from openpipe.config import REPO_ROOT, Settings, load_settings
 from openpipe.sinks import SINKS
 from openpipe.sinks.drain import drain_topic
 from openpipe.stack import flink as local_flink
-from openpipe.stack.process import cpu_seconds, group_members
+from openpipe.stack import kafka as local_kafka
+from openpipe.stack.process import ManagedProcess, cpu_seconds, group_members
 from openpipe.storage import db
 from openpipe_dagster.resources.flink import FlinkService, FlinkServiceError
 from simulator.wearables import WearableFleet
@@ -278,15 +279,21 @@ def _health_round(
     return (last_ms - started) / 1000
 
 
-def _taskmanager_cpu_s() -> float:
-    """CPU seconds used so far by the local stack's TaskManager JVMs (all their processes)."""
-    pids = [
-        member
-        for process in (local_flink.TASKMANAGER, *local_flink.EXTRA_TASKMANAGERS)
-        if (leader := process.pid()) is not None
-        for member in group_members(leader)
-    ]
-    return cpu_seconds(pids)
+def _cpu_s() -> dict[str, float]:
+    """CPU seconds used so far by the local TaskManager JVMs and the Kafka broker."""
+
+    def used(*processes: ManagedProcess) -> float:
+        leaders = [pid for process in processes if (pid := process.pid()) is not None]
+        return cpu_seconds([member for leader in leaders for member in group_members(leader)])
+
+    return {
+        "taskmanagers": used(local_flink.TASKMANAGER, *local_flink.EXTRA_TASKMANAGERS),
+        "kafka": used(local_kafka.PROCESS),
+    }
+
+
+def _cpu_text(us_per_event: dict[str, float]) -> str:
+    return ", ".join(f"{name} {us:.1f} µs/event" for name, us in us_per_event.items())
 
 
 def _load() -> str:
@@ -312,23 +319,26 @@ def throughput(
             seconds, cpu_us = {}, {}
             for which in order:
                 label = f"{suffix}-{r}"
-                cpu_before = _taskmanager_cpu_s()
+                cpu_before = _cpu_s()
                 seconds[which] = (
                     _ceiling_round(backlog, label)
                     if which == "ceiling"
                     else _health_round(backlog, label, expected, backend, checkpoint_s)
                 )
-                cpu_us[which] = (_taskmanager_cpu_s() - cpu_before) / len(messages) * 1e6
+                cpu_us[which] = {
+                    name: (used - cpu_before[name]) / len(messages) * 1e6
+                    for name, used in _cpu_s().items()
+                }
             ceiling.append(len(messages) / seconds["ceiling"])
             health.append(len(messages) / seconds["health"])
             ratios.append(health[-1] / ceiling[-1])
             for which in order:
-                tm_cpu[which].append(cpu_us[which])
+                tm_cpu[which].append(cpu_us[which]["taskmanagers"])
             print(
                 f"  round {r + 1} ({' then '.join(order)}; load {load} -> {_load()}): "
-                f"ceiling {ceiling[-1]:,.0f} ev/s ({seconds['ceiling']:.2f} s, TaskManager "
-                f"{cpu_us['ceiling']:.1f} µs/event), health job {health[-1]:,.0f} ev/s "
-                f"({seconds['health']:.2f} s, {cpu_us['health']:.1f} µs/event), "
+                f"ceiling {ceiling[-1]:,.0f} ev/s ({seconds['ceiling']:.2f} s; CPU "
+                f"{_cpu_text(cpu_us['ceiling'])}), health job {health[-1]:,.0f} ev/s "
+                f"({seconds['health']:.2f} s; CPU {_cpu_text(cpu_us['health'])}), "
                 f"ratio {ratios[-1]:.2f}",
                 flush=True,
             )
