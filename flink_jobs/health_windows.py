@@ -208,12 +208,21 @@ CREATE TEMPORARY TABLE {table} (
 
 
 def kafka_sink_ddl(settings: Settings, table: str, topic: str, columns: str) -> str:
-    """A health-* topic: JSON values keyed by device_id, written in Kafka transactions."""
+    """A health-* topic: JSON values keyed by device_id, written in Kafka transactions.
+
+    Batched like every producer of the project (`kafka.producer`): with the client's
+    default 16 KiB batches and 5 ms linger, the broker spent more CPU per output than the
+    job did.
+    """
+    tuning = settings.kafka.producer
     return f"""
 CREATE TEMPORARY TABLE {table} ({columns}) WITH (
   'connector' = 'kafka',
   'topic' = '{topic}',
   'properties.bootstrap.servers' = '{settings.kafka.bootstrap_servers}',
+  'properties.linger.ms' = '{tuning.linger_ms}',
+  'properties.batch.size' = '{tuning.batch_size}',
+  'properties.compression.type' = '{tuning.compression_type}',
   'key.format' = 'raw',
   'key.fields' = 'device_id',
   'value.format' = 'json',

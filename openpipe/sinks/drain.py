@@ -588,18 +588,21 @@ _drains_running = 0
 _interval_before = sys.getswitchinterval()
 
 
-_KNOWN_DAYS: dict[str, set] = {}
+#: (database, table) -> the days it has a partition for, as this process last read them.
+#: Retention drops only days older than any row a sink still writes (docs/architecture.md §5).
+_KNOWN_DAYS: dict[tuple[str, str], set] = {}
 
 
 def _ensure_days(conn: psycopg.Connection, spec: SinkSpec, rows: list[tuple]) -> list[str]:
     """Native path: make sure a daily partition exists for every day this chunk touches."""
     index = spec.column_names.index(spec.time_column)
     days = {(t if t.tzinfo is UTC else t.astimezone(UTC)).date() for t in (r[index] for r in rows)}
-    known = _KNOWN_DAYS.get(spec.table)
+    key = (conn.info.dbname, spec.table)
+    known = _KNOWN_DAYS.get(key)
     if known is None or not days <= known:
         names = existing_partitions(conn, spec.table)
         known = {d for d in (migrations.partition_day(spec.table, n) for n in names) if d}
-        _KNOWN_DAYS[spec.table] = known
+        _KNOWN_DAYS[key] = known
     return ensure_partitions(conn, spec.table, days, known)
 
 

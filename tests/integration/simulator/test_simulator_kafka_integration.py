@@ -30,6 +30,9 @@ from simulator.stats import SimulatorStats
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
 START_MS = 1_767_254_400_000  # 2026-01-01T08:00:00Z
+#: The messages are stamped long before the broker's retention (7 days): without this, its
+#: retention check (every 5 min) may delete them while the test reads.
+KEEP_OLD = {"retention.ms": "-1"}
 
 
 @pytest.fixture
@@ -39,7 +42,8 @@ def topics(stack: Settings):
     names = {f: f"simtest-{f}-{suffix}" for f in FAMILIES}
     admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
     new = [
-        NewTopic(t, stack.kafka.partitions, stack.kafka.replication_factor) for t in names.values()
+        NewTopic(t, stack.kafka.partitions, stack.kafka.replication_factor, config=KEEP_OLD)
+        for t in names.values()
     ]
     for future in admin.create_topics(new).values():
         future.result(timeout=30)

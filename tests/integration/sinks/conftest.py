@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,13 @@ PG_DATA = REPO_ROOT / ".openpipe" / "postgres"
 @pytest.fixture(scope="session")
 def settings():
     return load_settings()
+
+
+@pytest.fixture
+def window_day() -> str:
+    """A date for test windows, two days back: inside retention, so partition maintenance
+    (hourly, dropping days past `database.retention_days`) never drops it mid-test."""
+    return (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
 
 
 @pytest.fixture

@@ -248,14 +248,16 @@ def test_fresh_events_copy_straight_in_and_a_rewind_writes_only_new_rows(
     assert all(after[event_id] == xmin for event_id, xmin in stored), "stored rows untouched"
 
 
-def test_flink_results_upsert_and_replay_changes_nothing(settings, connect, make_topic, produce):
+def test_flink_results_upsert_and_replay_changes_nothing(
+    settings, connect, make_topic, produce, window_day
+):
     topic = make_topic("metrics")
     now = int(time.time() * 1000)
     device = f"itest-{topic[-8:]}"
 
     def metric(start_min: int, avg: float) -> bytes:
-        start = f"2026-01-01T10:{start_min:02d}:00.000Z"
-        end = f"2026-01-01T10:{start_min + 1:02d}:00.000Z"
+        start = f"{window_day}T10:{start_min:02d}:00.000Z"
+        end = f"{window_day}T10:{start_min + 1:02d}:00.000Z"
         return orjson.dumps(
             {
                 "window_start": start,

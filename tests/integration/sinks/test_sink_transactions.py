@@ -16,11 +16,11 @@ from openpipe.sinks import SINKS, drain_topic
 pytestmark = pytest.mark.integration
 
 
-def _window(device: str, minute: int, avg: float) -> bytes:
+def _window(day: str, device: str, minute: int, avg: float) -> bytes:
     return orjson.dumps(
         {
-            "window_start": f"2026-01-01T10:{minute:02d}:00.000Z",
-            "window_end": f"2026-01-01T10:{minute + 1:02d}:00.000Z",
+            "window_start": f"{day}T10:{minute:02d}:00.000Z",
+            "window_end": f"{day}T10:{minute + 1:02d}:00.000Z",
             "device_id": device,
             "patient_id": "p-1",
             "metric": "heart_rate",
@@ -32,7 +32,7 @@ def _window(device: str, minute: int, avg: float) -> bytes:
     )
 
 
-def test_an_aborted_transaction_never_becomes_a_row(settings, connect, make_topic):
+def test_an_aborted_transaction_never_becomes_a_row(settings, connect, make_topic, window_day):
     topic = make_topic("txn")
     device = f"itest-{topic[-8:]}"
     producer = Producer(
@@ -43,11 +43,11 @@ def test_an_aborted_transaction_never_becomes_a_row(settings, connect, make_topi
     )
     producer.init_transactions(30)
     producer.begin_transaction()
-    producer.produce(topic, _window(device, 0, 90.0), device.encode())
+    producer.produce(topic, _window(window_day, device, 0, 90.0), device.encode())
     producer.flush(30)
     producer.abort_transaction(30)
     producer.begin_transaction()
-    producer.produce(topic, _window(device, 1, 101.0), device.encode())
+    producer.produce(topic, _window(window_day, device, 1, 101.0), device.encode())
     producer.commit_transaction(30)
 
     deadline = time.monotonic() + 60

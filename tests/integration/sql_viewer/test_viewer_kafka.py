@@ -14,13 +14,16 @@ pytestmark = pytest.mark.integration
 
 MESSAGES = 30
 BASE_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
+#: The messages are stamped long before the broker's retention (7 days): without this, its
+#: retention check (every 5 min) may delete them while the test reads.
+KEEP_OLD = {"retention.ms": "-1"}
 
 
 @pytest.fixture(scope="module")
 def topic(settings):
     name = f"viewer-test-{os.getpid()}"
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    for future in admin.create_topics([NewTopic(name, num_partitions=3)]).values():
+    for future in admin.create_topics([NewTopic(name, num_partitions=3, config=KEEP_OLD)]).values():
         future.result(timeout=30)
     producer = Producer(
         {"bootstrap.servers": settings.kafka.bootstrap_servers, "enable.idempotence": True}
