@@ -37,3 +37,17 @@ def test_parallelism_defaults_to_the_partition_count(settings):
     assert options["parallelism.default"] == str(settings.kafka.partitions)
     slots = settings.flink.taskmanagers * settings.flink.task_slots
     assert slots >= settings.kafka.partitions, "the local stack must have a slot per subtask"
+
+
+def test_the_sinks_batch_like_every_producer_of_the_project(settings):
+    tuning = settings.kafka.producer.model_copy(
+        update={"linger_ms": 7, "batch_size": 12345, "compression_type": "zstd"}
+    )
+    kafka = settings.kafka.model_copy(update={"producer": tuning})
+    ddl = health_windows.kafka_sink_ddl(
+        settings.model_copy(update={"kafka": kafka}), "t", "topic", "a STRING"
+    )
+    assert "'properties.linger.ms' = '7'" in ddl
+    assert "'properties.batch.size' = '12345'" in ddl
+    assert "'properties.compression.type' = 'zstd'" in ddl
+    assert "'sink.delivery-guarantee' = 'exactly-once'" in ddl
