@@ -1,7 +1,9 @@
 """Flink: a standalone JobManager + `flink.taskmanagers` TaskManagers from the PyFlink distribution.
 
 Conf under .openpipe/flink/conf; the cluster, not the job, says where checkpoints and
-savepoints go (.openpipe/flink/checkpoints and savepoints).
+savepoints go (.openpipe/flink/checkpoints and savepoints). The processes load their
+classes from .openpipe/flink/lib: the distribution's lib/ plus the Kafka SQL connector,
+as compose's Flink image has it (docker/flink/Dockerfile).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import httpx
 import yaml
 
 from openpipe.config import Settings
+from openpipe.stack import jars
 from openpipe.stack.process import LOG_DIR, STATE_DIR, ManagedProcess, StackError
 
 FLINK_STATE = STATE_DIR / "flink"
 CONF_DIR = FLINK_STATE / "conf"
 CHECKPOINT_DIR = FLINK_STATE / "checkpoints"
 SAVEPOINT_DIR = FLINK_STATE / "savepoints"
+LIB_DIR = FLINK_STATE / "lib"
 JOBMANAGER = ManagedProcess("flink-jobmanager")
 TASKMANAGER = ManagedProcess("flink-taskmanager")
 #: TaskManagers 2..8 (`flink.taskmanagers` allows up to 8); `down` stops whichever run.
@@ -88,6 +92,7 @@ def _env() -> dict[str, str]:
         "FLINK_CONF_DIR": str(CONF_DIR),
         "FLINK_LOG_DIR": str(LOG_DIR / "flink"),
         "FLINK_PID_DIR": str(FLINK_STATE / "pids"),
+        "FLINK_LIB_DIR": str(LIB_DIR),
         "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
     }
 
@@ -102,9 +107,28 @@ def prepare(settings: Settings) -> None:
     ):
         folder.mkdir(parents=True, exist_ok=True)
     home = flink_home()
+    link_lib(home / "lib", jars.flink_kafka_connector())
     (CONF_DIR / "config.yaml").write_text(yaml.safe_dump(render_config(settings), sort_keys=False))
     for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
         (CONF_DIR / name).write_text((home / "conf" / name).read_text())
+
+
+def link_lib(distribution_lib: Path, *extra: Path) -> None:
+    """LIB_DIR: links to the distribution's jars and `extra`, and nothing else.
+
+    The connector's classes (org.apache.flink.*, which Flink always loads parent-first)
+    then come from the processes' own class path: every job shares them, and their
+    compiled code, instead of loading and compiling them again from the jar each job
+    still ships (`--jarfile`, for the client's planning).
+    """
+    LIB_DIR.mkdir(parents=True, exist_ok=True)
+    wanted = {jar.name: jar.resolve() for jar in [*sorted(distribution_lib.glob("*.jar")), *extra]}
+    for entry in LIB_DIR.iterdir():
+        if entry.name not in wanted or entry.resolve() != wanted[entry.name]:
+            entry.unlink()
+    for name, target in wanted.items():
+        if not (LIB_DIR / name).is_symlink():
+            (LIB_DIR / name).symlink_to(target)
 
 
 def start_jobmanager() -> None:

@@ -84,3 +84,24 @@ def test_kafka_recovery_progress_reads_the_brokers_log_loading(tmp_path, monkeyp
     with kafka.PROCESS.log_file.open("a") as log:
         log.write(line.format("1/1161") + "noise\n" * 3 + line.format("1136/1161"))
     assert kafka.recovery_progress() == "loading its logs: 1,136 of 1,161"
+
+
+def test_flink_lib_is_the_distribution_plus_the_connector_and_nothing_stale(tmp_path, monkeypatch):
+    monkeypatch.setattr(flink, "LIB_DIR", tmp_path / "lib")
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in ("flink-dist-2.2.1.jar", "flink-json-2.2.1.jar", "README.txt"):
+        (dist / name).write_text(name)
+    connector = tmp_path / "flink-sql-connector-kafka-5.0.0-2.2.jar"
+    connector.write_text("connector")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "flink-sql-connector-kafka-4.0.0-2.0.jar").symlink_to(connector)
+    flink.link_lib(dist, connector)
+    flink.link_lib(dist, connector)  # idempotent
+    linked = {p.name: p.resolve() for p in (tmp_path / "lib").iterdir()}
+    assert linked == {
+        "flink-dist-2.2.1.jar": (dist / "flink-dist-2.2.1.jar").resolve(),
+        "flink-json-2.2.1.jar": (dist / "flink-json-2.2.1.jar").resolve(),
+        connector.name: connector.resolve(),
+    }
+    assert flink._env()["FLINK_LIB_DIR"] == str(tmp_path / "lib")
