@@ -120,15 +120,16 @@ class _Sender:
             self.refused.append(err)
 
     def send(self, topic: str, key: bytes, value: bytes, ts: int, **kw) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    topic, value=value, key=key, timestamp=ts, on_delivery=self._delivered, **kw
-                )
-                self.producer.poll(0)
-                return
-            except BufferError:
-                self.producer.poll(0.1)
+        kafka.produce_waiting(
+            self.producer,
+            topic,
+            value=value,
+            key=key,
+            timestamp=ts,
+            on_delivery=self._delivered,
+            **kw,
+        )
+        self.producer.poll(0)
 
     def flush(self, timeout_s: float) -> None:
         """Wait for every acknowledgement; raise if one is missing or Kafka refused any."""
@@ -312,7 +313,7 @@ def throughput(
         messages, _ = _backlog(settings, events)
         expected = sum(len(rows) for rows in expected_outputs(settings, messages).values())
         ceiling, health, ratios = [], [], []
-        tm_cpu: dict[str, list[float]] = {"ceiling": [], "health": []}
+        cpu_rounds: list[dict[str, dict[str, float]]] = []  # job -> process -> µs/event
         for r in range(rounds):
             order = ("ceiling", "health") if r % 2 == 0 else ("health", "ceiling")
             load = _load()
@@ -332,8 +333,7 @@ def throughput(
             ceiling.append(len(messages) / seconds["ceiling"])
             health.append(len(messages) / seconds["health"])
             ratios.append(health[-1] / ceiling[-1])
-            for which in order:
-                tm_cpu[which].append(cpu_us[which]["taskmanagers"])
+            cpu_rounds.append(cpu_us)
             print(
                 f"  round {r + 1} ({' then '.join(order)}; load {load} -> {_load()}): "
                 f"ceiling {ceiling[-1]:,.0f} ev/s ({seconds['ceiling']:.2f} s; CPU "
@@ -350,8 +350,8 @@ def throughput(
         "ceiling_events_s": statistics.median(ceiling),
         "health_events_s": statistics.median(health),
         "ratio": statistics.median(ratios),
-        "ceiling_cpu_us": statistics.median(tm_cpu["ceiling"]),
-        "health_cpu_us": statistics.median(tm_cpu["health"]),
+        "ceiling_cpu_us": statistics.median(r["ceiling"]["taskmanagers"] for r in cpu_rounds),
+        "health_cpu_us": statistics.median(r["health"]["taskmanagers"] for r in cpu_rounds),
     }
 
 

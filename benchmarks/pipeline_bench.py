@@ -44,7 +44,7 @@ from openpipe.sinks import SINKS, partition_lag
 from openpipe.sinks.writer import read_offsets
 from openpipe.stack import components
 from openpipe.stack import dagster as stack_dagster
-from openpipe.stack.process import command_line, proc_stats
+from openpipe.stack.process import command_line, cpu_ticks, proc_stats
 from openpipe.storage import db
 
 RAW = [table for table, spec in SINKS.items() if spec.family]
@@ -83,7 +83,7 @@ def stack_ticks(leaders: dict[int, str]) -> dict[int, tuple[int, str]]:
         if component == "dagster-code-server":
             cmd = command_line(pid)
             role = "code servers" if "code-server" in cmd or "api grpc" in cmd else "runs"
-        found[pid] = (int(fields[11]) + int(fields[12]), role)
+        found[pid] = (cpu_ticks(fields), role)
     return found
 
 

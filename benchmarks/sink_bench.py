@@ -55,12 +55,7 @@ def produce(settings, topic: str, count: int) -> list[tuple]:
     for i in range(count):
         event = samples.wearable_event(rng, now - 50 * i)
         value = samples.encode(event)
-        while True:
-            try:
-                producer.produce(topic, key=event["device_id"].encode(), value=value)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain it
-                producer.poll(0.1)
+        kafka.produce_waiting(producer, topic, key=event["device_id"].encode(), value=value)
         if i % 5000 == 0:
             producer.poll(0)
         event = validator.parse(SPEC.family, value, now)

@@ -106,7 +106,9 @@ def backend_client_port(command: str) -> int | None:
 def worker_backends(postgres: list[int], workers: list[int], server_port: int) -> list[int]:
     """The PostgreSQL backends whose client is a Dagster run worker (they end with it)."""
     ports = tcp_client_ports(workers, server_port)
-    return [p for p in postgres if ports and backend_client_port(command_line(p)) in ports]
+    if not ports:
+        return []
+    return [p for p in postgres if backend_client_port(command_line(p)) in ports]
 
 
 def component_processes(settings: Settings) -> dict[str, list[int]]:

@@ -189,11 +189,8 @@ class ProbeProducer:
                 else:
                     self.ledger.failed[msg.topic()] += 1
 
-        while True:
-            try:
-                self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
-                break
-            except BufferError:
-                self._producer.poll(0.1)
+        kafka.produce_waiting(
+            self._producer, topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+        )
         with self.ledger.lock:
             self.ledger.sent[topic] += 1

@@ -62,24 +62,31 @@ def make_producer(
     return Producer({**producer_config(bootstrap_servers, kafka), **overrides})
 
 
+def produce_waiting(producer: Producer, topic: str, **message: Any) -> None:
+    """`producer.produce(topic, **message)`, serving delivery reports while librdkafka's
+    local queue is full (back-pressure instead of a BufferError)."""
+    while True:
+        try:
+            producer.produce(topic, **message)
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
 def produce_all(producer: Producer, topic: str, messages: Iterable, timestamp_ms: int) -> list:
     """Produce (key, value, headers) messages, waiting while the local queue is full, then
     flush; returns the delivery errors (empty when Kafka acknowledged every message)."""
     failures: list = []
     for key, value, headers in messages:
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    key=key,
-                    value=value,
-                    headers=headers,
-                    timestamp=timestamp_ms,
-                    on_delivery=lambda err, _msg: err and failures.append(err),
-                )
-                break
-            except BufferError:  # the local queue is full: let deliveries drain it
-                producer.poll(0.5)
+        produce_waiting(
+            producer,
+            topic,
+            key=key,
+            value=value,
+            headers=headers,
+            timestamp=timestamp_ms,
+            on_delivery=lambda err, _msg: err and failures.append(err),
+        )
         producer.poll(0)
     if producer.flush(60):
         failures.append("messages still queued after 60 s")

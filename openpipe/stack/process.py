@@ -169,9 +169,14 @@ def proc_stats() -> Iterator[tuple[int, list[str]]]:
             yield int(entry.name), fields
 
 
+def cpu_ticks(fields: list[str]) -> int:
+    """User + system CPU a process has used so far, in clock ticks, from its proc_stat fields."""
+    return int(fields[11]) + int(fields[12])
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds the processes have used so far (those gone count 0)."""
-    ticks = sum(int(f[11]) + int(f[12]) for pid in pids if (f := proc_stat(pid)) is not None)
+    ticks = sum(cpu_ticks(f) for pid in pids if (f := proc_stat(pid)) is not None)
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
