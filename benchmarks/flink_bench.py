@@ -43,7 +43,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 
-from flink_jobs import health_windows
+from flink_jobs import health_windows, raw_ceiling
 from flink_jobs.reference import expected_outputs, wearable_event
 from openpipe import kafka
 from openpipe.config import REPO_ROOT, Settings, load_settings
@@ -57,6 +57,10 @@ from openpipe_dagster.resources.flink import FlinkService, FlinkServiceError
 from simulator.wearables import WearableFleet
 
 CEILING = REPO_ROOT / "flink_jobs" / "raw_ceiling.py"
+#: The jobs of a throughput round, in the order of even rounds (odd rounds reverse it):
+#: the raw-bytes read into a blackhole, the raw-bytes pass-through to Kafka, the health job.
+CEILINGS = ("ceiling", "pass-through")
+JOBS = (*CEILINGS, "health")
 HEALTH_JOB = REPO_ROOT / "flink_jobs" / "health_windows.py"
 OUTPUT_KEYS = ("health_metrics_1min", "health_metrics_10min", "health_alerts")
 SIMULATOR_DEVICES = 100_000
@@ -213,18 +217,32 @@ def _service(settings: Settings) -> FlinkService:
     )
 
 
-def _ceiling_round(backlog: str, label: str) -> float:
-    """Seconds the raw-bytes job needs for the backlog, from all tasks RUNNING to FINISHED."""
-    settings = _settings(f"bench-ceiling-{label}", backlog, {})
+def _ceiling_round(backlog: str, label: str, pass_through: bool) -> float:
+    """Seconds a raw-bytes job needs for the backlog, from all tasks RUNNING to FINISHED.
+
+    The blackhole ceiling reads; the pass-through one also writes every value to a
+    scratch topic (`raw_ceiling.PASS_THROUGH_ENV`).
+    """
+    kind = "pass" if pass_through else "ceiling"
+    settings = _settings(f"bench-{kind}-{label}", backlog, {})
+    topic = f"bench-pass-through-{label}" if pass_through else None
+    if topic:
+        _create_topics(settings, [topic])
+        os.environ[raw_ceiling.PASS_THROUGH_ENV] = topic
     service = _service(settings)
-    job_id = service.submit(script=CEILING)
-    started = _all_running_ms(service, job_id)
-    service.wait_for_state(job_id, {"FINISHED"}, timeout_s=600)
-    deadline = time.monotonic() + 30
-    while (ended := service._get(f"/jobs/{job_id}")["end-time"]) <= 0:  # -1 for a moment
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"ceiling job {job_id} FINISHED without an end time")
-        time.sleep(0.2)
+    try:
+        job_id = service.submit(script=CEILING)
+        started = _all_running_ms(service, job_id)
+        service.wait_for_state(job_id, {"FINISHED"}, timeout_s=600)
+        deadline = time.monotonic() + 30
+        while (ended := service._get(f"/jobs/{job_id}")["end-time"]) <= 0:  # -1 for a moment
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} job {job_id} FINISHED without an end time")
+            time.sleep(0.2)
+    finally:
+        if topic:
+            del os.environ[raw_ceiling.PASS_THROUGH_ENV]
+            _drop_topics(settings, [topic])
     return (ended - started) / 1000
 
 
@@ -312,34 +330,39 @@ def throughput(
     try:
         messages, _ = _backlog(settings, events)
         expected = sum(len(rows) for rows in expected_outputs(settings, messages).values())
-        ceiling, health, ratios = [], [], []
+        rates: dict[str, list[float]] = {job: [] for job in JOBS}
+        ratios: dict[str, list[float]] = {job: [] for job in CEILINGS}
         cpu_rounds: list[dict[str, dict[str, float]]] = []  # job -> process -> µs/event
         for r in range(rounds):
-            order = ("ceiling", "health") if r % 2 == 0 else ("health", "ceiling")
+            order = JOBS if r % 2 == 0 else JOBS[::-1]
             load = _load()
             seconds, cpu_us = {}, {}
             for which in order:
                 label = f"{suffix}-{r}"
                 cpu_before = _cpu_s()
                 seconds[which] = (
-                    _ceiling_round(backlog, label)
-                    if which == "ceiling"
-                    else _health_round(backlog, label, expected, backend, checkpoint_s)
+                    _health_round(backlog, label, expected, backend, checkpoint_s)
+                    if which == "health"
+                    else _ceiling_round(backlog, label, pass_through=which == "pass-through")
                 )
                 cpu_us[which] = {
                     name: (used - cpu_before[name]) / len(messages) * 1e6
                     for name, used in _cpu_s().items()
                 }
-            ceiling.append(len(messages) / seconds["ceiling"])
-            health.append(len(messages) / seconds["health"])
-            ratios.append(health[-1] / ceiling[-1])
+            for job in JOBS:
+                rates[job].append(len(messages) / seconds[job])
+            for job in CEILINGS:
+                ratios[job].append(rates["health"][-1] / rates[job][-1])
             cpu_rounds.append(cpu_us)
+            jobs = "; ".join(
+                f"{job} {rates[job][-1]:,.0f} ev/s ({seconds[job]:.2f} s, CPU "
+                f"{_cpu_text(cpu_us[job])})"
+                for job in JOBS
+            )
             print(
-                f"  round {r + 1} ({' then '.join(order)}; load {load} -> {_load()}): "
-                f"ceiling {ceiling[-1]:,.0f} ev/s ({seconds['ceiling']:.2f} s; CPU "
-                f"{_cpu_text(cpu_us['ceiling'])}), health job {health[-1]:,.0f} ev/s "
-                f"({seconds['health']:.2f} s; CPU {_cpu_text(cpu_us['health'])}), "
-                f"ratio {ratios[-1]:.2f}",
+                f"  round {r + 1} (load {load} -> {_load()}): {jobs}; health ratio to the "
+                f"ceiling {ratios['ceiling'][-1]:.2f}, to the pass-through "
+                f"{ratios['pass-through'][-1]:.2f}",
                 flush=True,
             )
     finally:
@@ -347,11 +370,12 @@ def throughput(
     return {
         "events": len(messages),
         "outputs": expected,
-        "ceiling_events_s": statistics.median(ceiling),
-        "health_events_s": statistics.median(health),
-        "ratio": statistics.median(ratios),
-        "ceiling_cpu_us": statistics.median(r["ceiling"]["taskmanagers"] for r in cpu_rounds),
-        "health_cpu_us": statistics.median(r["health"]["taskmanagers"] for r in cpu_rounds),
+        **{f"{job}_events_s": statistics.median(rates[job]) for job in JOBS},
+        **{f"{job}_ratio": statistics.median(ratios[job]) for job in CEILINGS},
+        **{
+            f"{job}_cpu_us": statistics.median(r[job]["taskmanagers"] for r in cpu_rounds)
+            for job in JOBS
+        },
     }
 
 
@@ -650,12 +674,15 @@ def main() -> None:
         tp = throughput(args.events, args.rounds, backend, args.checkpoint_interval)
         print(
             f"flink throughput medians: ceiling (raw bytes -> blackhole) "
-            f"{tp['ceiling_events_s']:,.0f} ev/s, health job {tp['health_events_s']:,.0f} ev/s "
-            f"({tp['outputs']:,} outputs), ratio {tp['ratio']:.2f} (target >= 0.5); sustained "
+            f"{tp['ceiling_events_s']:,.0f} ev/s, pass-through (raw bytes -> Kafka) "
+            f"{tp['pass-through_events_s']:,.0f} ev/s, health job {tp['health_events_s']:,.0f} "
+            f"ev/s ({tp['outputs']:,} outputs); ratio to the ceiling {tp['ceiling_ratio']:.2f}, "
+            f"to the pass-through {tp['pass-through_ratio']:.2f} (target >= 0.5); sustained "
             f"{tp['health_events_s'] / realtime:.1f}x the real-time wearable rate of a "
             f"{SIMULATOR_DEVICES:,}-device simulator ({realtime:,.0f} ev/s); TaskManager CPU "
             f"per event, whole job with its start: ceiling {tp['ceiling_cpu_us']:.1f} µs, "
-            f"health job {tp['health_cpu_us']:.1f} µs"
+            f"pass-through {tp['pass-through_cpu_us']:.1f} µs, health job "
+            f"{tp['health_cpu_us']:.1f} µs"
         )
     if args.only != "throughput":
         lat = alert_latency(args.latency_seconds, args.checkpoint_interval)

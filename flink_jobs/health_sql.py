@@ -35,11 +35,14 @@ READING_SLOTS = max(len(fields) for fields in METRIC_FIELDS.values())
 #: The columns the format decodes, in source order, with their SQL types.
 DECODED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("valid", "BOOLEAN"),
-    ("event_id", "STRING"),
+    ("event_id_high", "BIGINT"),  # the event_id UUID's 128 bits (every valid event has one)
+    ("event_id_low", "BIGINT"),
     ("device_id", "STRING"),
     ("patient_id", "STRING"),
     ("metric", "STRING"),
-    ("event_ts", "TIMESTAMP(3)"),
+    # An instant, like the Kafka timestamp it is compared with: no time-zone conversion per
+    # record (CAST(TIMESTAMP_LTZ AS TIMESTAMP) took ~9 % of the job's CPU).
+    ("event_ts", "TIMESTAMP_LTZ(3)"),
     *((f"reading_{i + 1}", "DOUBLE") for i in range(READING_SLOTS)),
 )
 
@@ -153,8 +156,7 @@ def watermark_sql(settings: Settings, rowtime: str = "event_ts", kafka_ts: str =
     delay_ms = settings.flink.watermark_delay_seconds * 1000
     return (
         f"TIMESTAMPADD(MILLISECOND, -{delay_ms}, "
-        f"LEAST(COALESCE({rowtime}, TIMESTAMP '1970-01-01 00:00:00'), "
-        f"CAST({kafka_ts} AS TIMESTAMP(3))))"
+        f"LEAST(COALESCE({rowtime}, TO_TIMESTAMP_LTZ(0, 3)), {kafka_ts}))"
     )
 
 
@@ -164,11 +166,10 @@ def valid_wearable_sql(settings: Settings) -> str:
     of `validation` around the Kafka timestamp (max_future_seconds ahead, max_age_hours back).
     """
     v = settings.validation
-    kafka_utc = "CAST(kafka_ts AS TIMESTAMP(3))"
     return (
         f"valid AND (kafka_ts IS NULL OR ("
-        f"event_ts <= TIMESTAMPADD(MILLISECOND, {v.max_future_seconds * 1000}, {kafka_utc}) "
-        f"AND event_ts >= TIMESTAMPADD(MILLISECOND, -{v.max_age_hours * 3_600_000}, {kafka_utc})))"
+        f"event_ts <= TIMESTAMPADD(MILLISECOND, {v.max_future_seconds * 1000}, kafka_ts) "
+        f"AND event_ts >= TIMESTAMPADD(MILLISECOND, -{v.max_age_hours * 3_600_000}, kafka_ts)))"
     )
 
 
@@ -181,7 +182,7 @@ def readings_sql(settings: Settings, source: str) -> str:
     """
     slots = ", ".join(f"reading_{i + 1}" for i in range(READING_SLOTS))
     return f"""
-SELECT event_id, device_id, patient_id, metric, {slots}, event_ts
+SELECT event_id_high, event_id_low, device_id, patient_id, metric, {slots}, event_ts
 FROM {source} WHERE {valid_wearable_sql(settings)}"""
 
 
@@ -197,7 +198,8 @@ def window_metrics_sql(readings: str, rules: tuple[WindowedMetric, ...], window_
     slot = {r.metric: METRIC_FIELDS[r.event_metric].index(r.field) + 1 for r in rules}
     events = dict.fromkeys(r.event_metric for r in rules)
     stats = ",\n         ".join(
-        f"{STATS_FUNCTION}(event_id, reading_{i}) AS stats_{i}" for i in sorted(set(slot.values()))
+        f"{STATS_FUNCTION}(event_id_high, event_id_low, reading_{i}) AS stats_{i}"
+        for i in sorted(set(slot.values()))
     )
     branches = " ".join(
         f"WHEN {_literal(event)} THEN ARRAY["

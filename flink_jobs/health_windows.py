@@ -207,22 +207,29 @@ CREATE TEMPORARY TABLE {table} (
 )"""
 
 
-def kafka_sink_ddl(settings: Settings, table: str, topic: str, columns: str) -> str:
-    """A health-* topic: JSON values keyed by device_id, written in Kafka transactions.
+def producer_options(settings: Settings) -> str:
+    """A Kafka sink's producer batching, as every producer of the project has it.
 
-    Batched like every producer of the project (`kafka.producer`): with the client's
-    default 16 KiB batches and 5 ms linger, the broker spent more CPU per output than the
-    job did.
+    (`kafka.producer`: with the client's default 16 KiB batches and 5 ms linger, the broker
+    spent more CPU per output than the job did.)
     """
     tuning = settings.kafka.producer
+    return (
+        f"'properties.linger.ms' = '{tuning.linger_ms}',\n"
+        f"  'properties.batch.size' = '{tuning.batch_size}',\n"
+        f"  'properties.compression.type' = '{tuning.compression_type}'"
+    )
+
+
+def kafka_sink_ddl(settings: Settings, table: str, topic: str, columns: str) -> str:
+    """A health-* topic: JSON values keyed by device_id, written in Kafka transactions,
+    batched by `producer_options`."""
     return f"""
 CREATE TEMPORARY TABLE {table} ({columns}) WITH (
   'connector' = 'kafka',
   'topic' = '{topic}',
   'properties.bootstrap.servers' = '{settings.kafka.bootstrap_servers}',
-  'properties.linger.ms' = '{tuning.linger_ms}',
-  'properties.batch.size' = '{tuning.batch_size}',
-  'properties.compression.type' = '{tuning.compression_type}',
+  {producer_options(settings)},
   'key.format' = 'raw',
   'key.fields' = 'device_id',
   'value.format' = 'json',

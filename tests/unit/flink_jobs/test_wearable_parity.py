@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from datetime import UTC
 
 import orjson
@@ -327,11 +328,21 @@ def test_minute_and_second_60_and_bad_strings_are_refused(messages, flink_accept
 def test_accepted_readings_come_out_as_the_reference_reads_them(settings):
     t_env = batch_env(settings)
     event = wearable_event(
-        "parity", "blood_pressure", SENT_MS, systolic_mmhg=120, diastolic_mmhg=80.25
+        "parity",
+        "blood_pressure",
+        SENT_MS,
+        # Upper case, and the top bit of both halves set: the bits come out as signed longs.
+        event_id="FEDCBA98-7654-4321-8FED-CBA987654321",
+        systolic_mmhg=120,
+        diastolic_mmhg=80.25,
     )
     source = values_source(t_env, [(orjson.dumps(event), SENT_MS)], settings)
     names = [name for name, _ in health_sql.DECODED_COLUMNS]
-    with source.select(*[col(name) for name in names]).execute().collect() as results:
+    # PyFlink cannot hand a TIMESTAMP_LTZ to Python: read event_ts as UTC wall time.
+    columns = [
+        col(n).cast(DataTypes.TIMESTAMP(3)).alias(n) if n == "event_ts" else col(n) for n in names
+    ]
+    with source.select(*columns).execute().collect() as results:
         row = next(iter(results))
     decoded = dict(zip(names, row, strict=True))
     assert decoded["valid"] is True
@@ -341,6 +352,8 @@ def test_accepted_readings_come_out_as_the_reference_reads_them(settings):
         "blood_pressure",
     )
     assert (decoded["reading_1"], decoded["reading_2"]) == (120.0, 80.25)
+    bits = (decoded["event_id_high"] % 2**64) << 64 | decoded["event_id_low"] % 2**64
+    assert bits == uuid.UUID(event["event_id"]).int
     assert (
         format_event_time(int(decoded["event_ts"].replace(tzinfo=UTC).timestamp() * 1000))
         == event["event_time"]

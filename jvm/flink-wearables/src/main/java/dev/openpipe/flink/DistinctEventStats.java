@@ -3,28 +3,24 @@ package dev.openpipe.flink;
 import java.math.BigDecimal;
 import java.math.RoundingMode;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Map;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.annotation.FunctionHint;
-import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.AggregateFunction;
 import org.apache.flink.types.Row;
 
 /**
- * {@code OPENPIPE_EVENT_STATS(event_id, reading)}: count, exact sum, min and max of a
- * window's readings with each event_id counted once (its smallest reading if duplicates
- * differ). A UUID event_id is one event whatever the case of its hex digits, as the sinks
- * count it (they dedupe on the lowercased id). Deduping inside the window aggregate keeps one state entry and one timer per
- * device and window, where a GROUP BY event_id stage kept one per reading and a second
- * shuffle. The sum is of DECIMAL(24, 6) values rounded as Flink's CAST(DOUBLE AS DECIMAL)
- * rounds, so a window's average at a threshold is judged whatever the order of arrival.
+ * {@code OPENPIPE_EVENT_STATS(event_id_high, event_id_low, reading)}: count, exact sum, min
+ * and max of a window's readings with each event_id counted once (its smallest reading if
+ * duplicates differ). The event_id comes as its UUID's 128 bits (the format decodes them;
+ * every valid event has a UUID), so one event is one event whatever the case of its hex
+ * digits, as the sinks count it (they dedupe on the lowercased id). Deduping inside the
+ * window aggregate keeps one state entry and one timer per device and window, where a
+ * GROUP BY event_id stage kept one per reading and a second shuffle. The sum is of
+ * DECIMAL(24, 6) values rounded as Flink's CAST(DOUBLE AS DECIMAL) rounds, so a window's
+ * average at a threshold is judged whatever the order of arrival.
  */
 @FunctionHint(
-        input = {
-            @DataTypeHint(value = "STRING", bridgedTo = StringData.class),
-            @DataTypeHint("DOUBLE")
-        },
+        input = {@DataTypeHint("BIGINT"), @DataTypeHint("BIGINT"), @DataTypeHint("DOUBLE")},
         accumulator = @DataTypeHint(
                 value = "RAW",
                 bridgedTo = DistinctEventStats.Readings.class,
@@ -36,15 +32,15 @@ public final class DistinctEventStats
         extends AggregateFunction<Row, DistinctEventStats.Readings> {
 
     /**
-     * Accumulator: event_id -> reading. A UUID event_id (what valid events carry) is kept
-     * as its 128 bits, two longs next to its reading in flat arrays, found by a scan while the window holds few
-     * readings and by an open-addressing index beyond; any other string is kept in a map.
-     * A window of a device then costs a few arrays on the heap instead of a map node, a
-     * String and a boxed Double per reading, which the garbage collector had to trace.
+     * Accumulator: event_id -> reading, the event_id's 128 bits as two longs next to its
+     * reading in flat arrays, found by a scan while the window holds few readings and by an
+     * open-addressing index beyond. A window of a device then costs a few arrays on the heap
+     * instead of a map node, a String and a boxed Double per reading, which the garbage
+     * collector had to trace.
      */
     public static final class Readings implements java.io.Serializable {
-        private static final long serialVersionUID = 2L;
-        /** Up to this many UUID entries, a scan finds an event_id; beyond, the index. */
+        private static final long serialVersionUID = 3L;
+        /** Up to this many entries, a scan finds an event_id; beyond, the index. */
         static final int SCAN_LIMIT = 16;
 
         /** Entry i's event_id is ids[2i] (high bits), ids[2i + 1] (low bits). */
@@ -53,59 +49,6 @@ public final class DistinctEventStats
         int size;
         /** Open addressing, entry index + 1 per slot (0 = empty); null up to SCAN_LIMIT. */
         int[] index;
-        /** event_ids that are not UUIDs (no valid event has one); null until there is one. */
-        HashMap<String, Double> others;
-
-        int count() {
-            return size + (others == null ? 0 : others.size());
-        }
-
-        void add(StringData eventId, double reading) {
-            if (!addUuid(eventId, reading)) {
-                addOther(eventId.toString(), reading);
-            }
-        }
-
-        void addOther(String eventId, double reading) {
-            if (others == null) {
-                others = new HashMap<>();
-            }
-            others.merge(eventId, reading, Math::min);
-        }
-
-        /** Adds a UUID's reading (either case); false if the id is not a UUID. */
-        private boolean addUuid(StringData eventId, double reading) {
-            byte[] bytes = eventId.toBytes();
-            if (bytes.length != 36) {
-                return false;
-            }
-            long high = 0;
-            long low = 0;
-            int digits = 0;
-            for (int i = 0; i < 36; i++) {
-                int c = bytes[i];
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                    if (c != '-') {
-                        return false;
-                    }
-                    continue;
-                }
-                int value = c >= '0' && c <= '9' ? c - '0'
-                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                        : -1;
-                if (value < 0) {
-                    return false;
-                }
-                if (digits++ < 16) {
-                    high = (high << 4) | value;
-                } else {
-                    low = (low << 4) | value;
-                }
-            }
-            put(high, low, reading);
-            return true;
-        }
 
         /** Keeps the smaller reading when the event_id is already there. */
         void put(long high, long low, double reading) {
@@ -182,18 +125,12 @@ public final class DistinctEventStats
             if (copy.index != null && 2 * size > copy.index.length) {
                 copy.rebuildIndex();
             }
-            copy.others = others == null ? null : new HashMap<>(others);
             return copy;
         }
 
         void mergeFrom(Readings other) {
             for (int i = 0; i < other.size; i++) {
                 put(other.ids[2 * i], other.ids[2 * i + 1], other.readings[i]);
-            }
-            if (other.others != null) {
-                for (Map.Entry<String, Double> entry : other.others.entrySet()) {
-                    addOther(entry.getKey(), entry.getValue());
-                }
             }
         }
     }
@@ -203,9 +140,9 @@ public final class DistinctEventStats
         return new Readings();
     }
 
-    public void accumulate(Readings acc, StringData eventId, Double reading) {
-        if (eventId != null && reading != null) {
-            acc.add(eventId, reading);
+    public void accumulate(Readings acc, Long eventIdHigh, Long eventIdLow, Double reading) {
+        if (eventIdHigh != null && eventIdLow != null && reading != null) {
+            acc.put(eventIdHigh, eventIdLow, reading);
         }
     }
 
@@ -226,14 +163,7 @@ public final class DistinctEventStats
             min = Math.min(min, reading);
             max = Math.max(max, reading);
         }
-        if (acc.others != null) {
-            for (double reading : acc.others.values()) {
-                sum = sum.add(BigDecimal.valueOf(reading).setScale(6, RoundingMode.HALF_UP));
-                min = Math.min(min, reading);
-                max = Math.max(max, reading);
-            }
-        }
-        long count = acc.count();
+        long count = acc.size;
         return count == 0
                 ? Row.of(0L, null, null, null)
                 : Row.of(count, sum, min, max);

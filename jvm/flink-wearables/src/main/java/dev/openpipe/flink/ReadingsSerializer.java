@@ -1,24 +1,20 @@
 package dev.openpipe.flink;
 
 import java.io.IOException;
-import java.util.HashMap;
-import java.util.Map;
 import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.base.TypeSerializerSingleton;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
-import org.apache.flink.types.StringValue;
 
 /**
- * Serializer of the {@link DistinctEventStats} accumulator: the UUID entries (count, then
- * the event_id's 128 bits and the reading of each), then the event_ids that are not UUIDs (count, then
- * string and reading of each). It replaces Flink's Kryo fallback for the RAW type, which
+ * Serializer of the {@link DistinctEventStats} accumulator: the entry count, then the
+ * event_id's 128 bits and the reading of each entry. It replaces Flink's Kryo fallback for the RAW type, which
  * wrote class names and went through reflection for every window, in every checkpoint (the
  * heap state is written whole each time) and wherever Flink moves an accumulator.
  */
 public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEventStats.Readings> {
-    private static final long serialVersionUID = 2L;
+    private static final long serialVersionUID = 3L;
 
     @Override
     public boolean isImmutableType() {
@@ -55,14 +51,6 @@ public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEv
             target.writeLong(record.ids[2 * i + 1]);
             target.writeDouble(record.readings[i]);
         }
-        Map<String, Double> others = record.others;
-        target.writeInt(others == null ? 0 : others.size());
-        if (others != null) {
-            for (Map.Entry<String, Double> entry : others.entrySet()) {
-                StringValue.writeString(entry.getKey(), target);
-                target.writeDouble(entry.getValue());
-            }
-        }
     }
 
     @Override
@@ -71,13 +59,6 @@ public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEv
         int size = source.readInt();
         for (int i = 0; i < size; i++) {
             readings.put(source.readLong(), source.readLong(), source.readDouble());
-        }
-        int others = source.readInt();
-        if (others > 0) {
-            readings.others = new HashMap<>(Math.max(16, (int) (others / 0.75f) + 1));
-            for (int i = 0; i < others; i++) {
-                readings.others.put(StringValue.readString(source), source.readDouble());
-            }
         }
         return readings;
     }
@@ -95,12 +76,6 @@ public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEv
         byte[] entries = new byte[size * 24]; // event_id (two longs) and reading each
         source.readFully(entries);
         target.write(entries);
-        int others = source.readInt();
-        target.writeInt(others);
-        for (int i = 0; i < others; i++) {
-            StringValue.copyString(source, target);
-            target.writeDouble(source.readDouble());
-        }
     }
 
     @Override

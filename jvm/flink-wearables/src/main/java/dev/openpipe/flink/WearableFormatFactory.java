@@ -23,9 +23,11 @@ import org.apache.flink.table.types.logical.RowType;
 /**
  * Format {@code openpipe-wearable}: each Kafka value is judged and decoded once by
  * {@link WearableParser}. The table's physical columns are picked by name from: valid
- * BOOLEAN, event_id, device_id, patient_id, metric STRING, event_ts TIMESTAMP(3) (set
- * whenever event_time parses, valid or not, so the watermark moves as before) and
- * reading_1..reading_n DOUBLE (the metric's measurement fields in rule order). Option
+ * BOOLEAN, event_id_high and event_id_low BIGINT (the event_id UUID's 128 bits), device_id,
+ * patient_id, metric STRING, event_ts TIMESTAMP_LTZ(3) (set whenever event_time parses,
+ * valid or not, so the watermark moves as before) and reading_1..reading_n DOUBLE (the
+ * metric's measurement fields in rule order); all but valid and event_ts are null unless
+ * the value is valid. Option
  * {@code openpipe-wearable.rules} carries the spec of {@link WearableRules}.
  */
 public final class WearableFormatFactory implements DeserializationFormatFactory {
@@ -74,11 +76,12 @@ public final class WearableFormatFactory implements DeserializationFormatFactory
     static int column(String name, int slots) {
         switch (name) {
             case "valid": return 0;
-            case "event_id": return 1;
-            case "device_id": return 2;
-            case "patient_id": return 3;
-            case "metric": return 4;
-            case "event_ts": return 5;
+            case "event_id_high": return 1;
+            case "event_id_low": return 2;
+            case "device_id": return 3;
+            case "patient_id": return 4;
+            case "metric": return 5;
+            case "event_ts": return 6;
             default:
                 if (name.startsWith("reading_")) {
                     int slot = Integer.parseInt(name.substring(8)) - 1;
@@ -88,7 +91,7 @@ public final class WearableFormatFactory implements DeserializationFormatFactory
                 }
                 throw new ValidationException(
                         "format " + IDENTIFIER + " has no column '" + name + "'; it offers valid, "
-                                + "event_id, device_id, patient_id, metric, event_ts, reading_1.."
+                                + "event_id_high, event_id_low, device_id, patient_id, metric, event_ts, reading_1.."
                                 + "reading_" + slots);
         }
     }
@@ -137,11 +140,12 @@ public final class WearableFormatFactory implements DeserializationFormatFactory
         private static Object field(WearableParser.Decoded d, int column) {
             switch (column) {
                 case 0: return d.valid;
-                case 1: return d.eventId;
-                case 2: return d.deviceId;
-                case 3: return d.patientId;
-                case 4: return d.metric;
-                case 5: return d.hasTime ? TimestampData.fromEpochMillis(d.eventMs) : null;
+                case 1: return d.valid ? d.eventIdHigh : null;
+                case 2: return d.valid ? d.eventIdLow : null;
+                case 3: return d.deviceId;
+                case 4: return d.patientId;
+                case 5: return d.metric;
+                case 6: return d.hasTime ? TimestampData.fromEpochMillis(d.eventMs) : null;
                 default:
                     double reading = d.readings[column - 100];
                     return d.valid && !Double.isNaN(reading) ? reading : null;

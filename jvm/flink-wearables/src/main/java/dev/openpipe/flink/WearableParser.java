@@ -32,7 +32,9 @@ public final class WearableParser {
         public boolean valid;
         public boolean hasTime;
         public long eventMs;
-        public StringData eventId;
+        /** The event_id UUID's 128 bits (either case of hex digit gives the same), if valid. */
+        public long eventIdHigh;
+        public long eventIdLow;
         public StringData deviceId;
         public StringData patientId;
         public StringData metric;
@@ -97,6 +99,12 @@ public final class WearableParser {
     private final int[] start;
     private final int[] stop;
     private final boolean[] integral;
+    /**
+     * The slot the k-th key of the top-level object had when last found: the guess tried
+     * first. A producer writes its keys in one order, so the guess is nearly always right and
+     * a key costs one comparison instead of a scan of every slot; a wrong one costs one more.
+     */
+    private final int[] slotAt = new int[32];
     /** A string slot with escapes or non-ASCII characters, decoded; null when plain. */
     private final String[] decoded;
     private final Decoded out;
@@ -176,7 +184,7 @@ public final class WearableParser {
         Decoded d = out;
         d.valid = false;
         d.hasTime = false;
-        d.eventId = d.deviceId = d.patientId = d.metric = null;
+        d.deviceId = d.patientId = d.metric = null;
         Arrays.fill(d.readings, Double.NaN);
         Arrays.fill(kind, 0);
         if (message == null) {
@@ -224,7 +232,7 @@ public final class WearableParser {
         if (kind[version] != T_NUMBER || !integral[version] || !bytesEqual(version, schemaVersion)) {
             return false;
         }
-        if (kind[eventIdSlot] != T_STRING || !isUuid(eventIdSlot)) {
+        if (kind[eventIdSlot] != T_STRING || !uuid(eventIdSlot, d)) {
             return false;
         }
         if (!stringEquals(deviceTypeSlot, deviceType)) {
@@ -258,7 +266,6 @@ public final class WearableParser {
         if (pair != null && !(d.readings[pair[0]] > d.readings[pair[1]])) {
             return false;
         }
-        d.eventId = stringData(eventIdSlot);
         d.deviceId = stringData(identifierSlots[0]);
         d.patientId = identifierSlots.length > 1 ? stringData(identifierSlots[1]) : null;
         d.metric = metricData[m];
@@ -311,21 +318,39 @@ public final class WearableParser {
         return true;
     }
 
-    private boolean isUuid(int slot) {
+    /** Whether the slot holds a UUID; if so, its 128 bits go to d.eventIdHigh/Low. */
+    private boolean uuid(int slot, Decoded d) {
         String s = decoded[slot];
         int from = start[slot];
         int n = s == null ? stop[slot] - from : s.length();
         if (n != 36) {
             return false;
         }
+        long high = 0;
+        long low = 0;
         for (int i = 0; i < 36; i++) {
             int c = s == null ? b[from + i] : s.charAt(i);
-            boolean dash = i == 8 || i == 13 || i == 18 || i == 23;
-            boolean hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-            if (dash ? c != '-' : !hex) {
+            if (i == 8 || i == 13 || i == 18 || i == 23) {
+                if (c != '-') {
+                    return false;
+                }
+                continue;
+            }
+            int value = c >= '0' && c <= '9' ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                    : -1;
+            if (value < 0) {
                 return false;
             }
+            if (i < 19) {
+                high = (high << 4) | value;
+            } else {
+                low = (low << 4) | value;
+            }
         }
+        d.eventIdHigh = high;
+        d.eventIdLow = low;
         return true;
     }
 
@@ -392,11 +417,11 @@ public final class WearableParser {
             pos++;
             return;
         }
-        while (true) {
+        for (int k = 0; ; k++) {
             skipWs();
             int keyStart = pos + 1;
             parseString();
-            int slot = top ? keySlot(keyStart, pos - 1) : -1;
+            int slot = top ? keySlot(keyStart, pos - 1, k) : -1;
             skipWs();
             expect(':');
             skipWs();
@@ -416,18 +441,29 @@ public final class WearableParser {
     }
 
     /** The slot of the key just parsed (its text at [from, to)), or -1 if not kept. */
-    private int keySlot(int from, int to) {
+    private int keySlot(int from, int to, int k) {
         if (!plain) {
             Integer slot = slotOfKey.get(unescape(from, to));
             return slot == null ? -1 : slot;
         }
+        int guess = k < slotAt.length ? slotAt[k] : -1;
+        if (guess >= 0 && keyEquals(from, to, guess)) {
+            return guess;
+        }
         for (int slot = 0; slot < keyOfSlot.length; slot++) {
-            byte[] key = keyOfSlot[slot];
-            if (Arrays.equals(b, from, to, key, 0, key.length)) {
+            if (keyEquals(from, to, slot)) {
+                if (k < slotAt.length) {
+                    slotAt[k] = slot;
+                }
                 return slot;
             }
         }
         return -1;
+    }
+
+    private boolean keyEquals(int from, int to, int slot) {
+        byte[] key = keyOfSlot[slot];
+        return Arrays.equals(b, from, to, key, 0, key.length);
     }
 
     private void parseArray(int depth) throws Invalid {
