@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flink_jobs import health_sql, health_windows
+from flink_jobs import health_sql, health_windows, raw_ceiling
 from openpipe.config import REPO_ROOT
 from openpipe.stack import flink as stack_flink
 
@@ -39,15 +39,34 @@ def test_parallelism_defaults_to_the_partition_count(settings):
     assert slots >= settings.kafka.partitions, "the local stack must have a slot per subtask"
 
 
-def test_the_sinks_batch_like_every_producer_of_the_project(settings):
+def _tuned(settings):
     tuning = settings.kafka.producer.model_copy(
         update={"linger_ms": 7, "batch_size": 12345, "compression_type": "zstd"}
     )
-    kafka = settings.kafka.model_copy(update={"producer": tuning})
-    ddl = health_windows.kafka_sink_ddl(
-        settings.model_copy(update={"kafka": kafka}), "t", "topic", "a STRING"
+    return settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"producer": tuning})}
     )
-    assert "'properties.linger.ms' = '7'" in ddl
-    assert "'properties.batch.size' = '12345'" in ddl
-    assert "'properties.compression.type' = 'zstd'" in ddl
+
+
+def _batched_like_the_project(ddl: str) -> bool:
+    return (
+        "'properties.linger.ms' = '7'" in ddl
+        and "'properties.batch.size' = '12345'" in ddl
+        and "'properties.compression.type' = 'zstd'" in ddl
+    )
+
+
+def test_the_sinks_batch_like_every_producer_of_the_project(settings):
+    ddl = health_windows.kafka_sink_ddl(_tuned(settings), "t", "topic", "a STRING")
+    assert _batched_like_the_project(ddl)
     assert "'sink.delivery-guarantee' = 'exactly-once'" in ddl
+
+
+def test_the_pass_through_ceiling_writes_raw_bytes_batched_like_the_job(settings):
+    # The benchmark's read-and-write ceiling: the same producer batching as the job's
+    # sinks, raw values, no transaction waiting on a checkpoint; without a topic, a blackhole.
+    ddl = raw_ceiling.sink_ddl(_tuned(settings), "bench-pass")
+    assert _batched_like_the_project(ddl)
+    assert "'topic' = 'bench-pass'" in ddl and "'format' = 'raw'" in ddl
+    assert "'sink.delivery-guarantee' = 'at-least-once'" in ddl
+    assert "'connector' = 'blackhole'" in raw_ceiling.sink_ddl(settings, None)
