@@ -50,18 +50,7 @@ def render_config(settings: Settings) -> dict:
     host = settings.monitoring.host
     default_conf = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text())
     return {
-        "env": {
-            "java": {
-                "opts": {
-                    "all": default_conf["env"]["java"]["opts"]["all"],
-                    # The throughput collector: the health job's records are short-lived and
-                    # its state small, so pauses stay short, and without G1's barriers and
-                    # concurrent work it drained a backlog ~10-25 % faster here
-                    # (docs/benchmarks.md, "Flink").
-                    "taskmanager": "-XX:+UseParallelGC",
-                }
-            }
-        },
+        "env": {"java": {"opts": {"all": default_conf["env"]["java"]["opts"]["all"]}}},
         "jobmanager": {
             "bind-host": host,
             "rpc": {"address": host, "port": 6123},
