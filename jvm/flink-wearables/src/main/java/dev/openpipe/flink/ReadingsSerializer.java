@@ -9,9 +9,10 @@ import org.apache.flink.core.memory.DataOutputView;
 
 /**
  * Serializer of the {@link DistinctEventStats} accumulator: the entry count, then the
- * event_id's 128 bits and the reading of each entry. It replaces Flink's Kryo fallback for the RAW type, which
- * wrote class names and went through reflection for every window, in every checkpoint (the
- * heap state is written whole each time) and wherever Flink moves an accumulator.
+ * event_id's 128 bits and the reading of each entry. It replaces Flink's Kryo fallback for
+ * the RAW type, which wrote class names and went through reflection for every window, in
+ * every checkpoint (the heap state is written whole each time) and wherever Flink moves
+ * an accumulator.
  */
 public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEventStats.Readings> {
     private static final long serialVersionUID = 3L;
