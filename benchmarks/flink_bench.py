@@ -23,7 +23,7 @@ is untouched.
    100,000-device simulator (~16,300 readings/s) streams in real time, with 30 extra
    devices reporting 130 bpm every second; each of their alerts is timed from window end
    + watermark delay to (a) readable (committed) in Kafka and (b) its row in
-   health_alerts, drained by the sink engine every pipeline.flush_interval_s. The alerts
+   health_alerts, stored by one sink session as the stack runs them. The alerts
    topic stamps the broker's append time, which splits (a) into written (lag + firing)
    and the commit wait (checkpoint); Flink's REST API gives the checkpoints' durations,
    the source's backlog, busy time and the TaskManager's CPU and GC time.
@@ -50,7 +50,7 @@ from flink_jobs.reference import expected_outputs, wearable_event
 from openpipe import kafka
 from openpipe.config import REPO_ROOT, Settings, load_settings
 from openpipe.sinks import SINKS
-from openpipe.sinks.drain import drain_topic
+from openpipe.sinks.drain import SinkSession
 from openpipe.stack import flink as local_flink
 from openpipe.stack import kafka as local_kafka
 from openpipe.stack.process import ManagedProcess, cpu_seconds, group_members
@@ -527,27 +527,42 @@ def alert_latency(
     def connect():
         return db.connect(settings, application_name="flink-bench", autocommit=True)
 
+    sink_stop = threading.Event()
+    sink_errors: list[Exception] = []
+
+    def store_alerts() -> None:
+        """The alerts topic into health_alerts by one sink session, as the stack runs them."""
+        try:
+            _store_alerts()
+        except Exception as exc:  # re-raised on the main thread once the run ends
+            sink_errors.append(exc)
+
+    def _store_alerts() -> None:
+        session = SinkSession(
+            SINKS["health_alerts"],
+            settings,
+            connect=connect,
+            make_consumer=lambda group: kafka.make_consumer(
+                settings.kafka.bootstrap_servers, group
+            ),
+            sink=sink,
+            shards=1,
+            stop=sink_stop,
+        )
+        with session:
+            session.run(seconds=seconds + 600)  # until sink_stop
+
+    storing = threading.Thread(target=store_alerts, daemon=True)
+    storing.start()
     started, cpu_started = time.monotonic(), time.process_time()
     tm_started = _taskmanager_counters(service)
     try:
-        next_drain = time.monotonic()
         while time.monotonic() - started < seconds:
             now_ms = int(time.time() * 1000)
             for d in range(devices):
                 event = wearable_event(f"{prefix}-d{d}", "heart_rate", now_ms, heart_rate_bpm=130)
                 key = event["device_id"].encode()
                 probes.send(settings.kafka.topics.wearables, key, orjson.dumps(event), now_ms)
-            if time.monotonic() >= next_drain:
-                drain_topic(
-                    SINKS["health_alerts"],
-                    settings,
-                    connect=connect,
-                    sink=sink,
-                    make_consumer=lambda group: kafka.make_consumer(
-                        settings.kafka.bootstrap_servers, group
-                    ),
-                )
-                next_drain = time.monotonic() + settings.pipeline.flush_interval_s
             time.sleep(max(0.0, 1 - (time.time() * 1000 - now_ms) / 1000))
         probes.flush(30)
         with connect() as conn:
@@ -563,7 +578,8 @@ def alert_latency(
         tm_cpu_s = (tm["Status.JVM.CPU.Time"] - tm_started["Status.JVM.CPU.Time"]) / 1e9
         tm_gc_s = sum(tm[k] - tm_started[k] for k in _TM_METRICS[1:]) / 1000
         stop.set()
-        for thread in threads:
+        sink_stop.set()
+        for thread in [*threads, storing]:
             thread.join(30)
         service.cancel(job.job_id)
         with connect() as conn:
@@ -571,6 +587,8 @@ def alert_latency(
             conn.execute("DELETE FROM sink_offsets WHERE sink = %s", (sink,))
         _drop_topics(settings, [settings.kafka.topics.wearables, *outputs.values()])
     fleet.flush(30)  # the stream thread has stopped: every fleet reading acknowledged?
+    if sink_errors:
+        raise RuntimeError("the alerts' sink session failed") from sink_errors[0]
 
     def due(window_end: datetime) -> float:
         return window_end.timestamp() + delay_s
