@@ -59,8 +59,8 @@ from openpipe_dagster.resources.flink import FlinkService, FlinkServiceError
 from simulator.wearables import WearableFleet
 
 CEILING = REPO_ROOT / "flink_jobs" / "raw_ceiling.py"
-#: The jobs of a throughput round, in the order of even rounds (odd rounds reverse it):
-#: the raw-bytes read into a blackhole, the raw-bytes pass-through to Kafka, the health job.
+#: The jobs of a throughput round, in the order of rounds 1, 3, ... (rounds 2, 4, ... reverse
+#: it): the raw-bytes read into a blackhole, the raw-bytes pass-through to Kafka, the health job.
 CEILINGS = ("ceiling", "pass-through")
 JOBS = (*CEILINGS, "health")
 HEALTH_JOB = REPO_ROOT / "flink_jobs" / "health_windows.py"
@@ -531,13 +531,8 @@ def alert_latency(
     sink_errors: list[Exception] = []
 
     def store_alerts() -> None:
-        """The alerts topic into health_alerts by one sink session, as the stack runs them."""
-        try:
-            _store_alerts()
-        except Exception as exc:  # re-raised on the main thread once the run ends
-            sink_errors.append(exc)
-
-    def _store_alerts() -> None:
+        """The alerts topic into health_alerts by one sink session, as the stack runs them;
+        a failure is re-raised on the main thread once the run ends."""
         session = SinkSession(
             SINKS["health_alerts"],
             settings,
@@ -549,8 +544,11 @@ def alert_latency(
             shards=1,
             stop=sink_stop,
         )
-        with session:
-            session.run(seconds=seconds + 600)  # until sink_stop
+        try:
+            with session:
+                session.run(seconds=seconds + 600)  # until sink_stop
+        except Exception as exc:
+            sink_errors.append(exc)
 
     storing = threading.Thread(target=store_alerts, daemon=True)
     storing.start()
