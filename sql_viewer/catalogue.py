@@ -6,18 +6,33 @@ matched against this catalogue and then quoted with `sql.Identifier`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import sql
+from psycopg import errors, sql
 
 from openpipe.storage.schema import storage_label
-from sql_viewer.runner import QueryResult, QueryRunner
+from sql_viewer.runner import QueryFailed, QueryResult, QueryRunner
+
+log = logging.getLogger(__name__)
 
 SINK_OFFSETS_TABLE = (
     "sink_offsets"  # docs/architecture.md §5: sink, kafka_topic, kafka_partition, next_offset
 )
 TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
+
+# A relation's size on disk: exact, or (when some relation is locked, see list_tables) from
+# the catalogue's statistics, which take no lock: its pages, its TOAST table's and its
+# indexes', as of the last VACUUM, ANALYZE or CREATE INDEX. A relation never vacuumed or
+# analyzed (reltuples -1) has no estimate: NULL, not 0.
+EXACT_SIZE = sql.SQL("pg_catalog.pg_total_relation_size(c.oid)")
+ESTIMATED_SIZE = sql.SQL("""CASE WHEN c.reltuples >= 0 THEN (c.relpages::bigint
+    + COALESCE((SELECT t.relpages FROM pg_catalog.pg_class t WHERE t.oid = c.reltoastrelid), 0)
+    + COALESCE((SELECT sum(i.relpages) FROM pg_catalog.pg_index x
+                JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+                WHERE x.indrelid = c.oid), 0)
+    ) * current_setting('block_size')::bigint END""")
 
 TABLES_SQL = sql.SQL("""
 WITH RECURSIVE visible AS (
@@ -40,7 +55,7 @@ WITH RECURSIVE visible AS (
     SELECT tree.root,
            sum(c.reltuples) FILTER (WHERE c.reltuples >= 0 AND c.relkind IN ('r', 'm', 'f'))
                AS estimated_rows,
-           sum(pg_catalog.pg_total_relation_size(c.oid)) AS size_bytes,
+           sum({size}) AS size_bytes,
            count(*) FILTER (WHERE tree.depth > 0) AS child_count
     FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.rel
     GROUP BY tree.root
@@ -65,23 +80,32 @@ ORDER BY v.schema = 'public' DESC, v.schema, v.name
 
 # approximate_row_count() because a hypertable's own reltuples is -1 (its rows are in
 # chunks); hypertable_size() and the compression stats include the compressed chunks,
-# which are not in the hypertable's inheritance tree.
+# which are not in the hypertable's inheritance tree. They open the chunks, so the
+# lock-free read (list_tables) takes only the chunk count and settings.
 HYPERTABLES_SQL = sql.SQL("""
 SELECT h.hypertable_schema, h.hypertable_name, h.num_chunks, d.column_name,
-       h.compression_enabled,
-       approximate_row_count(r.oid) AS estimated_rows,
-       hypertable_size(r.oid) AS size_bytes,
-       c.number_compressed_chunks,
-       c.before_compression_total_bytes,
-       c.after_compression_total_bytes
+       h.compression_enabled, {figures}
 FROM timescaledb_information.hypertables h
 CROSS JOIN LATERAL (SELECT format('%I.%I', h.hypertable_schema, h.hypertable_name)::regclass
                     AS oid) r
 LEFT JOIN timescaledb_information.dimensions d
   ON d.hypertable_schema = h.hypertable_schema AND d.hypertable_name = h.hypertable_name
  AND d.dimension_number = 1
-LEFT JOIN LATERAL hypertable_compression_stats(r.oid) c ON h.compression_enabled
+{compression}
 """)
+HYPERTABLE_FIGURES = {
+    "figures": sql.SQL(
+        "approximate_row_count(r.oid), hypertable_size(r.oid), c.number_compressed_chunks, "
+        "c.before_compression_total_bytes, c.after_compression_total_bytes"
+    ),
+    "compression": sql.SQL(
+        "LEFT JOIN LATERAL hypertable_compression_stats(r.oid) c ON h.compression_enabled"
+    ),
+}
+NO_HYPERTABLE_FIGURES = {
+    "figures": sql.SQL("NULL, NULL, NULL, NULL, NULL"),
+    "compression": sql.SQL(""),
+}
 
 # What the database stores its time-series tables as (docs/architecture.md §5): schema_migrations
 # records the path the migrations took; the extension may be installed but unused.
@@ -111,6 +135,7 @@ class TableInfo:
     size_bytes: int | None
     columns: list[dict[str, Any]]
     partitioning: dict[str, Any] | None
+    size_estimated: bool = False
 
     @property
     def qualified_name(self) -> str:
@@ -135,26 +160,45 @@ class TableInfo:
             "kind": self.kind,
             "estimated_rows": self.estimated_rows,
             "size_bytes": self.size_bytes,
+            "size_estimated": self.size_estimated,
             "columns": self.columns,
             "partitioning": self.partitioning,
         }
 
 
 def list_tables(runner: QueryRunner) -> list[TableInfo]:
-    """Every table, view and partitioned table the read-only role may SELECT from."""
-    hypertables = _hypertables(runner)
+    """Every table, view and partitioned table the read-only role may SELECT from.
+
+    Exact sizes and hypertable figures open every relation. One relation locked by another
+    session (a migration, a partition being created, a chunk being compressed) would then
+    fail the whole list after `viewer.lock_timeout_ms`; instead the list is read again from
+    the catalogue's statistics alone, which take no lock, and says its sizes are estimates.
+    """
+    try:
+        return _read_catalogue(runner, exact=True)
+    except QueryFailed as exc:
+        if exc.sqlstate != errors.LockNotAvailable.sqlstate:
+            raise
+        log.warning("listing tables from catalogue estimates: %s", exc.message)
+        return _read_catalogue(runner, exact=False)
+
+
+def _read_catalogue(runner: QueryRunner, *, exact: bool) -> list[TableInfo]:
+    hypertables = _hypertables(runner, exact)
+    query = TABLES_SQL.format(size=EXACT_SIZE if exact else ESTIMATED_SIZE)
     tables = []
-    for schema, name, kind, rows, size, children, key, columns in runner.read(TABLES_SQL).rows:
+    for schema, name, kind, rows, size, children, key, columns in runner.read(query).rows:
         partitioning = None
         if (schema, name) in hypertables:
             partitioning = hypertables[schema, name]
-            rows = partitioning.pop("estimated_rows")
-            size = partitioning.pop("size_bytes")
+            figures = partitioning.pop("estimated_rows"), partitioning.pop("size_bytes")
+            if exact:
+                rows, size = figures
             kind = "hypertable"
         elif key:
             partitioning = {"type": "partitioned", "key": key, "partitions": children}
         tables.append(
-            TableInfo(schema, name, kind, rows, size, columns or [], partitioning),
+            TableInfo(schema, name, kind, rows, size, columns or [], partitioning, not exact),
         )
     return tables
 
@@ -203,18 +247,25 @@ def storage_mode(runner: QueryRunner, tables: list[TableInfo]) -> dict[str, Any]
     """The store in use, e.g. 'TimescaleDB 2.17.2, 10 hypertables' or 'native partitions'.
 
     On native partitions row counts are the planner's estimates and there is no
-    compression: the note says so.
+    compression; when a locked relation made the list fall back to the catalogue's
+    statistics, the figures are estimates: the note says which.
     """
     version, migrated = runner.read(STORAGE_SQL).rows[0]
     recorded = runner.read(RECORDED_STORAGE_SQL).rows if migrated else []
     mode = recorded[0][0] if recorded else None
     hypertables = sum(1 for t in tables if t.kind == "hypertable")
-    note = (
-        "row counts from approximate_row_count(); compressed chunks count in sizes"
-        if mode == "timescaledb"
-        else "row counts are the planner's estimates (reltuples, after ANALYZE); "
-        "no compression on native partitions"
-    )
+    if any(t.size_estimated for t in tables):
+        note = (
+            "a relation was locked, so rows and sizes are the catalogue's statistics "
+            "(reltuples and relpages, as of the last VACUUM or ANALYZE)"
+        )
+    elif mode == "timescaledb":
+        note = "row counts from approximate_row_count(); compressed chunks count in sizes"
+    else:
+        note = (
+            "row counts are the planner's estimates (reltuples, after ANALYZE); "
+            "no compression on native partitions"
+        )
     return {
         "mode": mode,
         "timescaledb_version": version,
@@ -224,11 +275,12 @@ def storage_mode(runner: QueryRunner, tables: list[TableInfo]) -> dict[str, Any]
     }
 
 
-def _hypertables(runner: QueryRunner) -> dict[tuple[str, str], dict[str, Any]]:
+def _hypertables(runner: QueryRunner, exact: bool) -> dict[tuple[str, str], dict[str, Any]]:
     if not runner.read(HAS_TIMESCALE_SQL).rows[0][0]:
         return {}
+    query = HYPERTABLES_SQL.format(**(HYPERTABLE_FIGURES if exact else NO_HYPERTABLE_FIGURES))
     found = {}
-    for row in runner.read(HYPERTABLES_SQL).rows:
+    for row in runner.read(query).rows:
         schema, name, chunks, column, compressed, rows, size, done, before, after = row
         found[schema, name] = {
             "type": "hypertable",
@@ -236,7 +288,8 @@ def _hypertables(runner: QueryRunner) -> dict[tuple[str, str], dict[str, Any]]:
             "time_column": column,
             "compression": {
                 "enabled": bool(compressed),
-                "compressed_chunks": done or 0,
+                # None: not read, some relation was locked (see list_tables)
+                "compressed_chunks": (done or 0) if exact else None,
                 "before_bytes": before,
                 "after_bytes": after,
             },

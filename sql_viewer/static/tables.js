@@ -14,10 +14,17 @@ function compressionText(p) {
   if (!p || p.type !== "hypertable") return null;
   const c = p.compression;
   if (!c || !c.enabled) return "compression: off for this hypertable";
+  if (c.compressed_chunks === null) return "compression: on (figures not read: a relation was locked)";
   if (!c.compressed_chunks) return `compression: on, no chunk compressed yet (of ${p.chunks})`;
   const ratio = c.after_bytes ? ` (${(c.before_bytes / c.after_bytes).toFixed(1)}×)` : "";
   return `compression: ${c.compressed_chunks} of ${counted(p.chunks, "chunk")} compressed, `
     + `${formatCount(c.before_bytes)} → ${formatCount(c.after_bytes)} bytes${ratio}`;
+}
+
+function sizeText(t) {
+  if (t.size_bytes === null) return "size unknown";
+  const bytes = `${formatCount(t.size_bytes)} bytes`;
+  return t.size_estimated ? `~${bytes} (estimate: a relation was locked)` : bytes;
 }
 
 function storageText(storage) {
@@ -38,7 +45,7 @@ async function showTable(name, item) {
     detail.replaceChildren(
       el("h2", { text: t.name }),
       el("p", {}, [
-        `${t.kind} · ~${formatCount(t.estimated_rows)} rows (estimate) · ${formatCount(t.size_bytes)} bytes`,
+        `${t.kind} · ~${formatCount(t.estimated_rows)} rows (estimate) · ${sizeText(t)}`,
         partitionText(t.partitioning) ? el("br") : null,
         partitionText(t.partitioning),
         compressionText(t.partitioning) ? el("br") : null,

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -139,6 +140,13 @@ def test_console_shows_sql_errors_without_a_chart(page):
 
 def test_table_browser_shows_latest_rows(page, fixture_tables, settings):
     page.goto("/")
+    page.wait_for_function(
+        "!document.getElementById('tables-status').textContent.includes('loading')"
+    )
+    # The list's error, if any, is what a failure here should show.
+    assert page.get_attribute("#tables-status", "class") != "error", page.inner_text(
+        "#tables-status"
+    )
     page.click(f'li[data-table="{fixture_tables.readings}"]')
     page.wait_for_selector("#latest-rows tbody tr")
     assert page.locator("#latest-rows tbody tr").count() == settings.viewer.latest_rows
@@ -151,3 +159,13 @@ def test_kafka_page_lists_topics(page):
         "!document.getElementById('kafka-status').textContent.includes('loading')"
     )
     assert page.get_attribute("#kafka-status", "class") != "error"
+
+
+def test_table_browser_lists_tables_while_one_is_locked(page, fixture_tables, settings):
+    with psycopg.connect(settings.database.dsn(), connect_timeout=5) as holder:
+        holder.execute(f"LOCK TABLE {fixture_tables.devices} IN ACCESS EXCLUSIVE MODE")
+        page.goto("/")
+        page.click(f'li[data-table="{fixture_tables.readings}"]')
+        page.wait_for_selector("#latest-rows tbody tr")
+        assert "bytes (estimate: a relation was locked)" in page.inner_text("#table-detail")
+        holder.rollback()

@@ -6,6 +6,7 @@ import csv
 import io
 import time
 
+import psycopg
 import pytest
 from conftest import viewer_settings
 from fastapi.testclient import TestClient
@@ -240,3 +241,33 @@ def test_errors_never_reveal_the_dsn_or_password(settings):
         assert secret not in text and "password" not in text.lower()
         assert "viewer_no_such_role" not in text
         assert f"port={settings.database.port}" not in text and "Traceback" not in text
+
+
+def test_a_locked_table_does_not_hide_the_catalogue(client, fixture_tables, settings):
+    # Another session holds a table the way DDL does (a migration, a partition being
+    # created): exact sizes would wait on it, so the list falls back to estimates.
+    with psycopg.connect(settings.database.dsn(), connect_timeout=5) as holder:
+        holder.execute(f"LOCK TABLE {fixture_tables.devices} IN ACCESS EXCLUSIVE MODE")
+        response = client.get("/api/tables")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        tables = {t["name"]: t for t in body["tables"]}
+        readings = tables[fixture_tables.readings]
+        assert readings["size_estimated"] is True
+        assert readings["estimated_rows"] == 500
+        assert readings["size_bytes"] > 0  # its pages as of the fixture's ANALYZE
+        assert tables[fixture_tables.devices]["size_estimated"] is True
+        assert "a relation was locked" in body["storage"]["note"]
+
+        # The detail of a table that is not locked still shows its rows...
+        detail = client.get(f"/api/tables/{fixture_tables.readings}")
+        assert detail.status_code == 200, detail.text
+        assert detail.json()["latest_rows"]["row_count"] == settings.viewer.latest_rows
+        # ...and the locked one says what it waited for.
+        locked = client.get(f"/api/tables/{fixture_tables.devices}")
+        assert locked.status_code == 400
+        assert "lock_timeout" in locked.json()["error"]
+        holder.rollback()
+
+    after = {t["name"]: t for t in client.get("/api/tables").json()["tables"]}
+    assert after[fixture_tables.readings]["size_estimated"] is False
