@@ -1,40 +1,37 @@
 package dev.openpipe.flink;
 
-import java.time.Instant;
 import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.ScalarFunction;
-import org.apache.flink.types.Row;
 
 /**
  * {@code OPENPIPE_PARSE_WEARABLE(value BYTES, rules STRING)}: the columns of the
  * {@code openpipe-wearable} format as one ROW, for sources that are not Kafka (tests
- * fed from values or files). Same parser, same verdicts.
+ * fed from values or files). Same parser, same verdicts, and the same row: built by
+ * {@link WearableFormatFactory#row}.
  */
 public final class ParseWearable extends ScalarFunction {
     private transient String spec;
     private transient WearableParser parser;
+    private transient int[] columns;
 
     @DataTypeHint(
-            "ROW<valid BOOLEAN, event_id_high BIGINT, event_id_low BIGINT, device_id STRING,"
+            value = "ROW<valid BOOLEAN, event_id_high BIGINT, event_id_low BIGINT, device_id STRING,"
                     + " patient_id STRING, metric STRING, event_ts TIMESTAMP_LTZ(3),"
-                    + " reading_1 DOUBLE, reading_2 DOUBLE>")
-    public Row eval(byte[] value, String rules) {
+                    + " reading_1 DOUBLE, reading_2 DOUBLE>",
+            bridgedTo = RowData.class)
+    public RowData eval(byte[] value, String rules) {
         if (parser == null || !rules.equals(spec)) {
-            parser = new WearableParser(WearableRules.parse(rules));
+            WearableRules parsed = WearableRules.parse(rules);
+            parser = new WearableParser(parsed);
             spec = rules;
+            String[] names = {"valid", "event_id_high", "event_id_low", "device_id", "patient_id",
+                "metric", "event_ts", "reading_1", "reading_2"};
+            columns = new int[names.length];
+            for (int i = 0; i < names.length; i++) {
+                columns[i] = WearableFormatFactory.column(names[i], parsed.readingSlots());
+            }
         }
-        WearableParser.Decoded d = parser.decode(value);
-        Instant time = d.hasTime ? Instant.ofEpochMilli(d.eventMs) : null;
-        Double r1 = d.valid && d.readings.length > 0 && !Double.isNaN(d.readings[0]) ? d.readings[0] : null;
-        Double r2 = d.valid && d.readings.length > 1 && !Double.isNaN(d.readings[1]) ? d.readings[1] : null;
-        Long high = d.valid ? d.eventIdHigh : null;
-        Long low = d.valid ? d.eventIdLow : null;
-        return Row.of(d.valid, high, low, text(d.deviceId), text(d.patientId), text(d.metric),
-                time, r1, r2);
-    }
-
-    private static String text(StringData s) {
-        return s == null ? null : s.toString();
+        return WearableFormatFactory.row(parser.decode(value), columns);
     }
 }

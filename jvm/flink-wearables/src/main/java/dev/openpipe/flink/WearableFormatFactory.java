@@ -96,6 +96,30 @@ public final class WearableFormatFactory implements DeserializationFormatFactory
         }
     }
 
+    /** The decoded value as a row of {@code columns} (see {@link #column}), Flink's internal types. */
+    static GenericRowData row(WearableParser.Decoded d, int[] columns) {
+        GenericRowData row = new GenericRowData(columns.length);
+        for (int i = 0; i < columns.length; i++) {
+            row.setField(i, field(d, columns[i]));
+        }
+        return row;
+    }
+
+    private static Object field(WearableParser.Decoded d, int column) {
+        switch (column) {
+            case 0: return d.valid;
+            case 1: return d.valid ? d.eventIdHigh : null;
+            case 2: return d.valid ? d.eventIdLow : null;
+            case 3: return d.deviceId;
+            case 4: return d.patientId;
+            case 5: return d.metric;
+            case 6: return d.hasTime ? TimestampData.fromEpochMillis(d.eventMs) : null;
+            default:
+                double reading = d.readings[column - 100];
+                return d.valid && !Double.isNaN(reading) ? reading : null;
+        }
+    }
+
     static final class WearableDeserializer implements DeserializationSchema<RowData> {
         private static final long serialVersionUID = 1L;
         private final String spec;
@@ -129,27 +153,7 @@ public final class WearableFormatFactory implements DeserializationFormatFactory
             if (message == null) {
                 return null; // a tombstone: no event, no time
             }
-            WearableParser.Decoded d = parser.decode(message);
-            GenericRowData row = new GenericRowData(columns.length);
-            for (int i = 0; i < columns.length; i++) {
-                row.setField(i, field(d, columns[i]));
-            }
-            return row;
-        }
-
-        private static Object field(WearableParser.Decoded d, int column) {
-            switch (column) {
-                case 0: return d.valid;
-                case 1: return d.valid ? d.eventIdHigh : null;
-                case 2: return d.valid ? d.eventIdLow : null;
-                case 3: return d.deviceId;
-                case 4: return d.patientId;
-                case 5: return d.metric;
-                case 6: return d.hasTime ? TimestampData.fromEpochMillis(d.eventMs) : null;
-                default:
-                    double reading = d.readings[column - 100];
-                    return d.valid && !Double.isNaN(reading) ? reading : null;
-            }
+            return row(parser.decode(message), columns);
         }
 
         @Override
