@@ -23,6 +23,7 @@ from openpipe.storage.db import advisory_unlock, try_advisory_lock
 
 pytestmark = pytest.mark.integration
 SINK = "wearable_readings"
+LONG = 900  # seconds: a session the test stops itself
 
 
 def start_session(
@@ -153,7 +154,11 @@ def test_three_shards_with_a_kill_give_exact_counts(settings, connect, make_topi
     topic = make_topic("shards")
     now = int(time.time() * 1000)
     messages, expected = known_mix(now, 60_000, seed=23)
-    sessions = {shard: start_session(topic, shard=shard, shards=3) for shard in range(3)}
+    # They run until stopped below: on a loaded machine the steps before the drain can
+    # outlast a session's default 120 s, and a shard that ended would never drain.
+    sessions = {
+        shard: start_session(topic, shard=shard, shards=3, seconds=LONG) for shard in range(3)
+    }
     # A second session of shard 1 finds its partition locked and ends at once.
     wait_for(lambda: locks_held(connect, topic, [0, 1, 2]), 120, "each session's lock")
     extra = finish(start_session(topic, shard=1, shards=3, seconds=5))
@@ -165,7 +170,7 @@ def test_three_shards_with_a_kill_give_exact_counts(settings, connect, make_topi
     sessions[1].send_signal(signal.SIGKILL)  # mid-stream, maybe mid-transaction
     sessions[1].wait(timeout=30)
     produce(topic, messages[half:], now)
-    sessions[1] = start_session(topic, shard=1, shards=3)
+    sessions[1] = start_session(topic, shard=1, shards=3, seconds=LONG)
     wait_for(lambda: committed(connect, topic) == len(messages), 180, "all shards to drain")
     results = {shard: stop_session(p)[0] for shard, p in sessions.items()}
     assert sorted(p for r in results.values() for p in r["partitions"]) == [0, 1, 2]
