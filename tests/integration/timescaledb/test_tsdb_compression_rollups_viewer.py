@@ -127,3 +127,33 @@ def test_viewer_shows_timescaledb_row_counts_chunks_and_compression(migrated, co
     assert detail["partitioning"]["compression"]["enabled"] is True
     assert detail["order_column"] == "event_time"
     assert detail["latest_rows"]["row_count"] > 0
+
+
+def test_viewer_lists_hypertables_while_a_chunk_is_locked(migrated, connect_to):
+    # As while a chunk is compressed: its figures would wait, so the list falls back to
+    # the catalogue's statistics and still names the hypertable, its chunks and settings.
+    with connect_to(migrated) as conn:
+        insert_readings(conn, HOUR, 2000)
+        conn.execute("ANALYZE wearable_readings")
+        chunk = conn.execute(
+            "SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks "
+            "WHERE hypertable_name = 'wearable_readings' LIMIT 1"
+        ).fetchone()[0]
+    with connect_to(migrated) as holder, TestClient(create_app(migrated)) as client:
+        holder.autocommit = False
+        holder.execute(f"LOCK TABLE {chunk} IN ACCESS EXCLUSIVE MODE")
+        response = client.get("/api/tables")
+        holder.rollback()
+    assert response.status_code == 200, response.text
+    readings = {t["name"]: t for t in response.json()["tables"]}["wearable_readings"]
+    assert readings["kind"] == "hypertable"
+    assert readings["size_estimated"] is True
+    assert readings["estimated_rows"] == 2000  # the chunks' reltuples after ANALYZE
+    assert readings["partitioning"]["chunks"] >= 1
+    assert readings["partitioning"]["time_column"] == "event_time"
+    assert readings["partitioning"]["compression"] == {
+        "enabled": True,
+        "compressed_chunks": None,
+        "before_bytes": None,
+        "after_bytes": None,
+    }
