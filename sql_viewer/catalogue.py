@@ -95,7 +95,8 @@ LEFT JOIN timescaledb_information.dimensions d
 """)
 HYPERTABLE_FIGURES = {
     "figures": sql.SQL(
-        "approximate_row_count(r.oid), hypertable_size(r.oid), c.number_compressed_chunks, "
+        "approximate_row_count(r.oid), hypertable_size(r.oid), "
+        "COALESCE(c.number_compressed_chunks, 0), "
         "c.before_compression_total_bytes, c.after_compression_total_bytes"
     ),
     "compression": sql.SQL(
@@ -288,8 +289,7 @@ def _hypertables(runner: QueryRunner, exact: bool) -> dict[tuple[str, str], dict
             "time_column": column,
             "compression": {
                 "enabled": bool(compressed),
-                # None: not read, some relation was locked (see list_tables)
-                "compressed_chunks": (done or 0) if exact else None,
+                "compressed_chunks": done,  # None: not read (see list_tables)
                 "before_bytes": before,
                 "after_bytes": after,
             },

@@ -168,4 +168,3 @@ def test_table_browser_lists_tables_while_one_is_locked(page, fixture_tables, se
         page.click(f'li[data-table="{fixture_tables.readings}"]')
         page.wait_for_selector("#latest-rows tbody tr")
         assert "bytes (estimate: a relation was locked)" in page.inner_text("#table-detail")
-        holder.rollback()

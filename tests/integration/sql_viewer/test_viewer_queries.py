@@ -267,7 +267,6 @@ def test_a_locked_table_does_not_hide_the_catalogue(client, fixture_tables, sett
         locked = client.get(f"/api/tables/{fixture_tables.devices}")
         assert locked.status_code == 400
         assert "lock_timeout" in locked.json()["error"]
-        holder.rollback()
 
     # Exact again once the lock is gone (waiting out any lock the live stack holds a moment).
     deadline = time.monotonic() + 15

@@ -105,10 +105,18 @@ def test_rollups_over_hypertables_replace_their_window(migrated, connect_to):
     assert is_hypertable == 1
 
 
-def test_viewer_shows_timescaledb_row_counts_chunks_and_compression(migrated, connect_to):
+@pytest.fixture
+def analyzed_readings(migrated, connect_to):
+    """The migrated database with 2,000 readings in wearable_readings, analyzed."""
     with connect_to(migrated) as conn:
         insert_readings(conn, HOUR, 2000)
         conn.execute("ANALYZE wearable_readings")
+    return migrated
+
+
+def test_viewer_shows_timescaledb_row_counts_chunks_and_compression(analyzed_readings, connect_to):
+    migrated = analyzed_readings
+    with connect_to(migrated) as conn:
         version = conn.execute(
             "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
         ).fetchone()[0]
@@ -129,12 +137,11 @@ def test_viewer_shows_timescaledb_row_counts_chunks_and_compression(migrated, co
     assert detail["latest_rows"]["row_count"] > 0
 
 
-def test_viewer_lists_hypertables_while_a_chunk_is_locked(migrated, connect_to):
+def test_viewer_lists_hypertables_while_a_chunk_is_locked(analyzed_readings, connect_to):
     # As while a chunk is compressed: its figures would wait, so the list falls back to
     # the catalogue's statistics and still names the hypertable, its chunks and settings.
+    migrated = analyzed_readings
     with connect_to(migrated) as conn:
-        insert_readings(conn, HOUR, 2000)
-        conn.execute("ANALYZE wearable_readings")
         chunk = conn.execute(
             "SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks "
             "WHERE hypertable_name = 'wearable_readings' LIMIT 1"
@@ -143,7 +150,6 @@ def test_viewer_lists_hypertables_while_a_chunk_is_locked(migrated, connect_to):
         holder.autocommit = False
         holder.execute(f"LOCK TABLE {chunk} IN ACCESS EXCLUSIVE MODE")
         response = client.get("/api/tables")
-        holder.rollback()
     assert response.status_code == 200, response.text
     readings = {t["name"]: t for t in response.json()["tables"]}["wearable_readings"]
     assert readings["kind"] == "hypertable"
