@@ -222,8 +222,8 @@ def producer_options(settings: Settings) -> str:
 
 
 def kafka_sink_ddl(settings: Settings, table: str, topic: str, columns: str) -> str:
-    """A health-* topic: JSON values keyed by device_id, written in Kafka transactions,
-    batched by `producer_options`."""
+    """A health-* topic: JSON values keyed by device_id, written in Kafka transactions
+    (named as `flink.transaction_naming` says), batched by `producer_options`."""
     return f"""
 CREATE TEMPORARY TABLE {table} ({columns}) WITH (
   'connector' = 'kafka',
@@ -236,6 +236,7 @@ CREATE TEMPORARY TABLE {table} ({columns}) WITH (
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{settings.flink.job_name}-{table}',
+  'sink.transaction-naming-strategy' = '{settings.flink.transaction_naming.upper()}',
   'properties.transaction.timeout.ms' = '900000'
 )"""
 

@@ -277,6 +277,10 @@ class FlinkSettings(Section):
     taskmanagers: Annotated[int, Field(ge=1, le=8)] = 1
     # The health job's state backend: heap (`hashmap`) or `rocksdb` (incremental checkpoints).
     state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+    # How the health job's exactly-once Kafka sinks name their transactions: `pooling`
+    # reuses a few ids per sink task (Kafka 3.0+); `incrementing` opens a new id per
+    # checkpoint, which the broker keeps for transactional.id.expiration.ms (7 days).
+    transaction_naming: Literal["pooling", "incrementing"] = "pooling"
     jobmanager_memory_mb: Annotated[int, Field(ge=512)] = 1024
     taskmanager_memory_mb: Annotated[int, Field(ge=768)] = 1536
     heart_rate_window_s: Annotated[int, Field(ge=1)] = 60

@@ -62,6 +62,17 @@ def test_the_sinks_batch_like_every_producer_of_the_project(settings):
     assert "'sink.delivery-guarantee' = 'exactly-once'" in ddl
 
 
+def test_the_sinks_reuse_a_pool_of_transactional_ids_unless_told_otherwise(settings):
+    # A new id per checkpoint stays in the broker's transaction coordinator for 7 days.
+    ddl = health_windows.kafka_sink_ddl(settings, "t", "topic", "a STRING")
+    assert "'sink.transaction-naming-strategy' = 'POOLING'" in ddl
+    old = settings.model_copy(
+        update={"flink": settings.flink.model_copy(update={"transaction_naming": "incrementing"})}
+    )
+    ddl = health_windows.kafka_sink_ddl(old, "t", "topic", "a STRING")
+    assert "'sink.transaction-naming-strategy' = 'INCREMENTING'" in ddl
+
+
 def test_the_pass_through_ceiling_writes_raw_bytes_batched_like_the_job(settings):
     # The benchmark's read-and-write ceiling: the same producer batching as the job's
     # sinks, raw values, no transaction waiting on a checkpoint; without a topic, a blackhole.

@@ -228,6 +228,7 @@ def test_each_port_is_one_setting(raw):
         ({"OPENPIPE__VALIDATION__HEART_RATE_BPM": "[250, 25]"}, "must not exceed"),
         ({"OPENPIPE__VALIDATION__HEART_RATE_BPM": "[1, 2, 3]"}, "two numbers"),
         ({"OPENPIPE__FLINK__WATERMARK_DELAY_SECONDS": "-5"}, "flink.watermark_delay_seconds"),
+        ({"OPENPIPE__FLINK__TRANSACTION_NAMING": "random"}, "'incrementing'"),
         ({"OPENPIPE__NOSUCHSECTION__X": "1"}, "nosuchsection: unknown key"),
     ],
 )
