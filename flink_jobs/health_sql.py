@@ -233,14 +233,16 @@ def _decimal(value: float) -> str:
     return f"CAST('{Decimal(repr(float(value)))}' AS {EXACT_TYPE})"
 
 
-def alerts_sql(settings: Settings, metrics: str) -> str:
-    """Alert rows for the windows whose average breaches its configured threshold.
+def alerts_sql(settings: Settings, metrics: str, rules: tuple[WindowedMetric, ...]) -> str:
+    """Alert rows for the windows of `metrics` whose average breaches its threshold.
 
-    The comparisons use the exact decimal sum (sum > threshold x count), so a window whose
-    average is exactly at a threshold is judged the same whatever order Flink added its
-    readings in; a floating-point average can land either side of 100.0.
+    `rules` are the metrics `metrics` holds: each comparison is generated code the
+    TaskManager compiles when the job starts, so a window aggregate's output is judged
+    by its own metrics' rules only. The comparisons use the exact decimal sum (sum >
+    threshold x count), so a window whose average is exactly at a threshold is judged the
+    same whatever order Flink added its readings in; a floating-point average can land
+    either side of 100.0.
     """
-    rules = windowed_metrics(settings)
     alert_type = " ".join(f"WHEN {_literal(r.metric)} THEN {_literal(r.alert_type)}" for r in rules)
     threshold = " ".join(f"WHEN {_literal(r.metric)} THEN {_number(r.threshold)}" for r in rules)
     breach = " OR ".join(

@@ -268,8 +268,10 @@ def transform(t_env: TableEnvironment, source: Table, settings: Settings) -> Hea
         "health_metrics_long",
         t_env.sql_query(health_sql.window_metrics_sql(readings, (sugar,), sugar.window_s)),
     )
-    all_metrics = f"(SELECT * FROM {metrics_1min} UNION ALL SELECT * FROM {metrics_10min})"
-    alerts = health_sql.alerts_sql(settings, all_metrics)
+    alerts = (
+        f"{health_sql.alerts_sql(settings, metrics_1min, tuple(short))}\nUNION ALL\n"
+        f"{health_sql.alerts_sql(settings, metrics_10min, (sugar,))}"
+    )
     times = ("window_start", "window_end", "alert_time")
     return HealthTables(
         t_env.sql_query(
