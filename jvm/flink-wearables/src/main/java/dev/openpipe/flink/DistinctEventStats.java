@@ -154,18 +154,59 @@ public final class DistinctEventStats
 
     @Override
     public Row getValue(Readings acc) {
-        BigDecimal sum = BigDecimal.ZERO.setScale(6);
+        long count = acc.size;
+        if (count == 0) {
+            return Row.of(0L, null, null, null);
+        }
         double min = Double.POSITIVE_INFINITY;
         double max = Double.NEGATIVE_INFINITY;
         for (int i = 0; i < acc.size; i++) {
-            double reading = acc.readings[i];
-            sum = sum.add(BigDecimal.valueOf(reading).setScale(6, RoundingMode.HALF_UP));
-            min = Math.min(min, reading);
-            max = Math.max(max, reading);
+            min = Math.min(min, acc.readings[i]);
+            max = Math.max(max, acc.readings[i]);
         }
-        long count = acc.size;
-        return count == 0
-                ? Row.of(0L, null, null, null)
-                : Row.of(count, sum, min, max);
+        return Row.of(count, sum(acc), min, max);
+    }
+
+    /** The exact DECIMAL(24, 6) sum: in millionths while every reading has a short form. */
+    private static BigDecimal sum(Readings acc) {
+        long millionths = 0;
+        for (int i = 0; i < acc.size; i++) {
+            long units = millionths(acc.readings[i]);
+            if (units == NOT_SHORT) {
+                return decimalSum(acc);
+            }
+            try {
+                millionths = Math.addExact(millionths, units);
+            } catch (ArithmeticException overflow) {
+                return decimalSum(acc);
+            }
+        }
+        return BigDecimal.valueOf(millionths, 6);
+    }
+
+    private static final long NOT_SHORT = Long.MIN_VALUE;
+
+    /**
+     * The reading rounded to 6 decimal places HALF_UP, as a count m of millionths, when the
+     * double closest to m / 10^6 is the reading. Then the decimal Java prints for it (which
+     * parses back to it) is within one ulp of m / 10^6, and below 10^9 an ulp is under
+     * 1.2e-7, so it rounds to m as BigDecimal.valueOf(reading).setScale(6, HALF_UP) does.
+     * NOT_SHORT otherwise (more decimal places, 10^9 or more, NaN); decimalSum decides.
+     */
+    static long millionths(double reading) {
+        if (!(Math.abs(reading) < 1e9)) {
+            return NOT_SHORT;
+        }
+        long units = Math.round(reading * 1e6);
+        return units / 1e6 == reading ? units : NOT_SHORT;
+    }
+
+    /** The sum as Flink's CAST(DOUBLE AS DECIMAL(24, 6)) rounds each reading. */
+    static BigDecimal decimalSum(Readings acc) {
+        BigDecimal sum = BigDecimal.ZERO.setScale(6);
+        for (int i = 0; i < acc.size; i++) {
+            sum = sum.add(BigDecimal.valueOf(acc.readings[i]).setScale(6, RoundingMode.HALF_UP));
+        }
+        return sum;
     }
 }
