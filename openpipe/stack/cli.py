@@ -11,7 +11,7 @@ import time
 import psycopg
 from confluent_kafka import KafkaException
 
-from openpipe.config import ConfigError, Settings, load_settings
+from openpipe.config import REPO_ROOT, ConfigError, Settings, load_settings
 from openpipe.sinks.offsets import add_reset_parser, reset_command
 from openpipe.stack import components, dagster, jars, kafka, postgres, services
 from openpipe.stack.components import Component
@@ -106,6 +106,7 @@ def up(settings: Settings) -> None:
         elif note:
             progress.say(note)
     _wait(c.POSTGRES, settings, progress)
+    code_server_was_up = c.DAGSTER_CODE_SERVER.process.running()
     if not c.DAGSTER_CODE_SERVER.process.group_running():
         orphans = dagster.fail_orphaned_runs(settings)
         if orphans:
@@ -122,6 +123,12 @@ def up(settings: Settings) -> None:
     kafka.create_topics(settings)
     for component in (c.FLINK_TASKMANAGER, c.DAGSTER_WEBSERVER, c.DAGSTER_DAEMON):
         _wait(component, settings, progress)
+    changed = dagster.code_changed_since_start() if code_server_was_up else None
+    if changed:
+        progress.say(
+            f"{changed.relative_to(REPO_ROOT)} changed since the code server started: reloading"
+        )
+        dagster.reload_code(settings)
     if c.SQL_VIEWER.local(settings):
         _wait(c.SQL_VIEWER, settings, progress)
     _migrate(settings, progress)

@@ -8,6 +8,7 @@ each paying seconds of CPU to import Dagster and the definitions (docs/architect
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -183,6 +184,30 @@ def reload_code(settings: Settings) -> None:
     loaded = answer["locationOrLoadError"] or {}
     if loaded.get("__typename") == "PythonError":
         raise StackError(f"{DEFINITIONS} does not load:\n{loaded['message']}")
+    with contextlib.suppress(FileNotFoundError):  # its code is from now on the latest
+        os.utime(CODE_SERVER.pid_file)  # (code_changed_since_start)
+
+
+#: What the code server imports or reads when it loads the definitions and runs sensors.
+CODE_SOURCES = ("openpipe", "openpipe_dagster", "flink_jobs", "simulator", "config")
+
+
+def code_changed_since_start(root: Path = REPO_ROOT) -> Path | None:
+    """A source file newer than the running code server (which still runs the old one).
+
+    The code server's pid file is written when it starts. After a `git pull`, the old
+    code reading a new config/settings.yaml can reject a key it does not know, and every
+    sensor fails until the definitions are loaded again.
+    """
+    try:
+        started = CODE_SERVER.pid_file.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    for folder in CODE_SOURCES:
+        for path in (root / folder).rglob("*"):
+            if path.suffix in (".py", ".yaml") and path.stat().st_mtime > started:
+                return path
+    return None
 
 
 def start_webserver(settings: Settings) -> None:

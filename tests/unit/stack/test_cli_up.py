@@ -1,5 +1,6 @@
 """`openpipe up`: what it does around the components, in order (components stubbed)."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -108,3 +109,43 @@ def test_runs_are_failed_as_orphans_only_when_no_code_server_process_is_left(
     monkeypatch.setattr(cli.dagster, "fail_orphaned_runs", lambda s: steps.append("orphans"))
     cli.up(_settings())
     assert ("orphans" in steps) is failed
+
+
+@pytest.mark.parametrize(
+    ("was_up", "changed", "reloaded"),
+    [(True, True, True), (True, False, False), (False, True, False)],
+)
+def test_a_running_code_server_with_older_code_is_reloaded(
+    steps, monkeypatch, tmp_path, was_up, changed, reloaded
+):
+    # After a `git pull`, its old code would read the new settings.yaml and its sensors fail.
+    monkeypatch.setattr(ManagedProcess, "pid", lambda self: 1 if was_up else None)
+    monkeypatch.setattr(
+        cli.dagster, "code_changed_since_start", lambda: tmp_path / "x.py" if changed else None
+    )
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(cli.dagster, "reload_code", lambda s: steps.append("reload"))
+    cli.up(_settings())
+    assert ("reload" in steps) is reloaded
+    if reloaded:
+        assert steps.index("wait dagster-webserver") < steps.index("reload")
+
+
+def test_a_source_newer_than_the_code_server_is_found(monkeypatch, tmp_path):
+    server = ManagedProcess("dagster-code-server", home=tmp_path / "run")
+    monkeypatch.setattr(cli.dagster, "CODE_SERVER", server)
+    source = tmp_path / "config" / "settings.yaml"
+    source.parent.mkdir()
+    source.write_text("a: 1\n")
+    assert cli.dagster.code_changed_since_start(tmp_path) is None  # not started
+    server.pid_file.parent.mkdir()
+    server.pid_file.write_text("1\n")
+    os.utime(source, (1, 1))
+    assert cli.dagster.code_changed_since_start(tmp_path) is None
+    os.utime(source, None)
+    os.utime(server.pid_file, (server.pid_file.stat().st_mtime - 5,) * 2)
+    assert cli.dagster.code_changed_since_start(tmp_path) == source
+    (tmp_path / "openpipe").mkdir()
+    os.utime(source, (1, 1))
+    (tmp_path / "openpipe" / "notes.txt").write_text("not code")
+    assert cli.dagster.code_changed_since_start(tmp_path) is None

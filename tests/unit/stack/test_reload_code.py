@@ -1,11 +1,23 @@
 """`openpipe reload`: what the webserver answers becomes a clear message (GraphQL stubbed)."""
 
+import os
+
 import httpx
 import pytest
 
 from openpipe.config import load_settings
 from openpipe.stack import cli, dagster
-from openpipe.stack.process import StackError
+from openpipe.stack.process import ManagedProcess, StackError
+
+
+@pytest.fixture(autouse=True)
+def code_server(monkeypatch, tmp_path):
+    """A code server of this test's own: a reload marks its pid file, not the stack's."""
+    server = ManagedProcess("dagster-code-server", home=tmp_path)
+    server.pid_file.write_text("1\n")
+    os.utime(server.pid_file, (1, 1))
+    monkeypatch.setattr(dagster, "CODE_SERVER", server)
+    return server
 
 
 def answer(monkeypatch, reply):
@@ -19,13 +31,14 @@ def answer(monkeypatch, reply):
     monkeypatch.setattr(dagster, "graphql", fake)
 
 
-def test_a_location_that_loads_is_reloaded(monkeypatch, capsys):
+def test_a_location_that_loads_is_reloaded(monkeypatch, capsys, code_server):
     answer(
         monkeypatch,
         {"__typename": "WorkspaceLocationEntry", "locationOrLoadError": {"__typename": "X"}},
     )
     assert cli.main(["reload"]) == 0
     assert "reloaded openpipe_dagster.definitions" in capsys.readouterr().out
+    assert code_server.pid_file.stat().st_mtime > 1  # its code is the latest now
 
 
 def test_definitions_that_do_not_load_are_shown_with_their_error(monkeypatch, capsys):
