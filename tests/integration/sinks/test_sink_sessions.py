@@ -6,6 +6,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -35,21 +36,32 @@ def start_session(
         env["OPENPIPE_SINK_CRASH_AT"] = crash_at
     argv = [sys.executable, "-m", "openpipe.sinks", "session", SINK, "--topic", topic]
     argv += ["--seconds", str(seconds), "--shard", str(shard), "--shards", str(shards)]
-    return subprocess.Popen(
-        argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    # Its log goes to a file: a pipe nobody reads until the end blocks a long session once
+    # 64 KiB of log lines (its own and librdkafka's) fill it.
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (lives as long as the process)
+    process = subprocess.Popen(
+        argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True
     )
+    process.log = log
+    return process
+
+
+def session_log(process: subprocess.Popen, tail: int = 3000) -> str:
+    process.log.seek(0)
+    return process.log.read()[-tail:]
 
 
 def finish(process: subprocess.Popen, timeout: float = 120) -> dict:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, err[-3000:]
+    out, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, session_log(process)
     return json.loads(out.strip().splitlines()[-1])
 
 
-def wait_for(predicate, timeout: float = 120, what: str = "condition") -> None:
+def wait_for(predicate, timeout: float = 120, what: str = "condition", detail=None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out waiting for {what}" + (f"\n{detail()}" if detail else ""))
         time.sleep(0.1)
 
 
@@ -59,6 +71,21 @@ def committed(connect, topic: str) -> int:
             "SELECT coalesce(sum(next_offset), 0) FROM sink_offsets WHERE kafka_topic = %s",
             (topic,),
         ).fetchone()[0]
+
+
+def drain_detail(connect, topic: str, sessions: dict[int, subprocess.Popen]) -> str:
+    """Where each partition's committed offset stands, and how each session is doing."""
+    with connect() as conn:
+        offsets = conn.execute(
+            "SELECT kafka_partition, next_offset FROM sink_offsets WHERE kafka_topic = %s "
+            "ORDER BY 1",
+            (topic,),
+        ).fetchall()
+    lines = [f"committed offsets: {dict(offsets)}"]
+    for shard, process in sessions.items():
+        state = "running" if process.poll() is None else f"exited {process.returncode}"
+        lines.append(f"shard {shard} ({state}), log tail:\n{session_log(process, 1500)}")
+    return "\n".join(lines)
 
 
 def locks_held(connect, topic: str, partitions: list[int]) -> bool:
@@ -89,7 +116,7 @@ def test_session_killed_mid_transaction_loses_and_doubles_nothing(
     # after_write: rows, dead letters and offsets are written, the COMMIT is not.
     crashed = start_session(topic, crash_at="after_write")
     crashed.wait(timeout=120)
-    assert crashed.returncode == -signal.SIGKILL, crashed.stderr.read()[-2000:]
+    assert crashed.returncode == -signal.SIGKILL, session_log(crashed)
     with connect() as conn:
         before = table_state(conn, topic)
     assert before["rows"] == 0 and before["dead"] == {}, "the killed transaction left nothing"
@@ -169,9 +196,20 @@ def test_three_shards_with_a_kill_give_exact_counts(settings, connect, make_topi
     wait_for(lambda: committed(connect, topic) > 0, what="a first commit")
     sessions[1].send_signal(signal.SIGKILL)  # mid-stream, maybe mid-transaction
     sessions[1].wait(timeout=30)
+    # PostgreSQL frees the dead session's partition lock once it notices the client is gone
+    # (at once when its backend is idle, after the statement in flight otherwise); a
+    # session started before that finds the lock held and ends, as it should (seen here).
+    wait_for(
+        lambda: not locks_held(connect, topic, [1]), 120, "the killed session's lock to be freed"
+    )
     produce(topic, messages[half:], now)
     sessions[1] = start_session(topic, shard=1, shards=3, seconds=LONG)
-    wait_for(lambda: committed(connect, topic) == len(messages), 180, "all shards to drain")
+    wait_for(
+        lambda: committed(connect, topic) == len(messages),
+        180,
+        f"all shards to drain {len(messages)} messages",
+        lambda: drain_detail(connect, topic, sessions),
+    )
     results = {shard: stop_session(p)[0] for shard, p in sessions.items()}
     assert sorted(p for r in results.values() for p in r["partitions"]) == [0, 1, 2]
     assert all(len(r["partitions"]) == 1 for r in results.values())
