@@ -1,20 +1,21 @@
 """OPENPIPE_EVENT_STATS's exact sum: each reading rounded to 6 places HALF_UP, as decimals.
 
 The function sums in millionths when a reading has a short decimal form and falls back to
-BigDecimal otherwise; both must give what the Python reference model gives (repr, then
-Decimal.quantize with ROUND_HALF_UP), including half-way cases, negative readings and
+BigDecimal otherwise; both must give what the Python reference model gives (its
+`flink_jobs.reference.exact`), including half-way cases, negative readings and
 values too large or too long for the fast path.
 """
 
 from __future__ import annotations
 
 import random
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from flink_table_helpers import batch_env
 from pyflink.table import DataTypes
 
 from flink_jobs import health_sql
+from flink_jobs.reference import exact
 
 EDGES = [
     100.1,
@@ -64,11 +65,7 @@ def _readings() -> list[list[float]]:
 
 
 def _expected(readings: list[float]) -> Decimal:
-    step = Decimal("0.000001")
-    return sum(
-        (Decimal(repr(x)).quantize(step, rounding=ROUND_HALF_UP) for x in readings),
-        Decimal("0.000000"),
-    )
+    return sum((exact(x) for x in readings), Decimal("0.000000"))
 
 
 def test_the_exact_sum_rounds_each_reading_like_the_reference_model(settings):
