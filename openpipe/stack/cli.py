@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException
 
 from openpipe.config import REPO_ROOT, ConfigError, Settings, load_settings
 from openpipe.sinks.offsets import add_reset_parser, reset_command
-from openpipe.stack import components, dagster, jars, kafka, postgres, services
+from openpipe.stack import components, dagster, flink, jars, kafka, postgres, services
 from openpipe.stack.components import Component
 from openpipe.stack.process import (
     STATE_DIR,
@@ -92,6 +92,9 @@ def up(settings: Settings) -> None:
         progress.say("fetching JVM jars with Maven (first run)")
     # Also with external Kafka and Flink: deploying the Flink job sends the connector jar.
     jars.fetch()
+    if c.FLINK_JOBMANAGER.local(settings) and flink.restart_needed(settings):
+        progress.say("Flink's config or jars changed since it started: restarting it")
+        flink.stop()
     for component in (c.KAFKA, c.FLINK_JOBMANAGER):
         _launch(component, settings, progress)
     if settings.database.manage_local:

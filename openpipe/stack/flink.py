@@ -2,12 +2,13 @@
 
 Conf under .openpipe/flink/conf; the cluster, not the job, says where checkpoints and
 savepoints go (.openpipe/flink/checkpoints and savepoints). The processes load their
-classes from .openpipe/flink/lib: the distribution's lib/ plus the Kafka SQL connector,
-as compose's Flink image has it (docker/flink/Dockerfile).
+classes from .openpipe/flink/lib: the distribution's lib/ plus the Kafka SQL connector and
+the job's wearable format jar, as compose's Flink image has them (docker/flink/Dockerfile).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ CONF_DIR = FLINK_STATE / "conf"
 CHECKPOINT_DIR = FLINK_STATE / "checkpoints"
 SAVEPOINT_DIR = FLINK_STATE / "savepoints"
 LIB_DIR = FLINK_STATE / "lib"
+#: What the running processes were started with: a digest of their config and extra jars.
+STARTED_WITH = FLINK_STATE / "started-with.sha256"
 JOBMANAGER = ManagedProcess("flink-jobmanager")
 TASKMANAGER = ManagedProcess("flink-taskmanager")
 #: TaskManagers 2..8 (`flink.taskmanagers` allows up to 8); `down` stops whichever run.
@@ -69,6 +72,9 @@ def render_config(settings: Settings) -> dict:
             # A job's slots spread over all TaskManagers, so losing one loses only its share.
             "load-balance": {"mode": "SLOTS"},
         },
+        # The job's format and functions come from lib/ like the connector's classes, so
+        # jobs share them and their compiled code (docs/architecture.md §6).
+        "classloader": {"parent-first-patterns": {"additional": "dev.openpipe."}},
         "parallelism": {"default": f.parallelism},
         "rest": {"address": host, "bind-address": host, "port": settings.flink.rest_port},
         "state": {"backend": {"type": "hashmap"}},
@@ -107,19 +113,57 @@ def prepare(settings: Settings) -> None:
     ):
         folder.mkdir(parents=True, exist_ok=True)
     home = flink_home()
-    link_lib(home / "lib", jars.flink_kafka_connector())
-    (CONF_DIR / "config.yaml").write_text(yaml.safe_dump(render_config(settings), sort_keys=False))
+    link_lib(home / "lib", *_extra_jars())
+    (CONF_DIR / "config.yaml").write_text(_config_text(settings))
     for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
         (CONF_DIR / name).write_text((home / "conf" / name).read_text())
+    STARTED_WITH.write_text(_digest(settings))
+
+
+def _extra_jars() -> tuple[Path, ...]:
+    """Jars on the processes' class path besides the distribution's: the Kafka connector and
+    the job's wearable format and functions (loaded parent-first, see render_config)."""
+    return jars.flink_kafka_connector(), jars.flink_wearables_jar()
+
+
+def _config_text(settings: Settings) -> str:
+    return yaml.safe_dump(render_config(settings), sort_keys=False)
+
+
+def _digest(settings: Settings) -> str:
+    digest = hashlib.sha256(_config_text(settings).encode())
+    for jar in _extra_jars():
+        digest.update(jar.name.encode())
+        digest.update(jar.read_bytes())
+    return digest.hexdigest()
+
+
+def restart_needed(settings: Settings) -> bool:
+    """True when a running local cluster was started with another config or other jars.
+
+    A JVM keeps the classes it loaded from lib/, so a rebuilt wearables jar reaches the job
+    only through a restart; a cluster started before this check was kept counts as changed.
+    """
+    if not JOBMANAGER.running():
+        return False
+    started = STARTED_WITH.read_text().strip() if STARTED_WITH.exists() else None
+    return started != _digest(settings)
+
+
+def stop() -> None:
+    """Stop the TaskManagers, then the JobManager (its running jobs end with it)."""
+    for process in (TASKMANAGER, *EXTRA_TASKMANAGERS, JOBMANAGER):
+        process.stop()
 
 
 def link_lib(distribution_lib: Path, *extra: Path) -> None:
     """LIB_DIR: links to the distribution's jars and `extra`, and nothing else.
 
     The connector's classes (org.apache.flink.*, which Flink always loads parent-first)
-    then come from the processes' own class path: every job shares them, and their
-    compiled code, instead of loading and compiling them again from the jar each job
-    still ships (`--jarfile`, for the client's planning).
+    and the wearables jar's (dev.openpipe.*, parent-first by render_config) then come from
+    the processes' own class path: every job shares them, and their compiled code, instead
+    of loading and compiling them again from the jars each job still ships (for the
+    client's planning, and for clusters without them).
     """
     LIB_DIR.mkdir(parents=True, exist_ok=True)
     wanted = {jar.name: jar.resolve() for jar in [*sorted(distribution_lib.glob("*.jar")), *extra]}

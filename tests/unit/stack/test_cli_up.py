@@ -33,6 +33,8 @@ def steps(monkeypatch):
     monkeypatch.setattr(cli.postgres, "bootstrap", lambda s: done.append("bootstrap"))
     monkeypatch.setattr(cli.postgres, "preload_note", lambda s: None)
     monkeypatch.setattr(cli.postgres, "stop", lambda: done.append("stop postgres"))
+    monkeypatch.setattr(cli.flink, "restart_needed", lambda s: False)
+    monkeypatch.setattr(cli.flink, "stop", lambda: done.append("stop flink"))
     monkeypatch.setattr(ManagedProcess, "pid", lambda self: None)  # nothing running
     return done
 
@@ -149,3 +151,17 @@ def test_a_source_newer_than_the_code_server_is_found(monkeypatch, tmp_path):
     os.utime(source, (1, 1))
     (tmp_path / "openpipe" / "notes.txt").write_text("not code")
     assert cli.dagster.code_changed_since_start(tmp_path) is None
+
+
+@pytest.mark.parametrize(("local", "changed"), [(True, True), (True, False), (False, True)])
+def test_a_local_flink_started_with_other_config_or_jars_is_restarted(
+    steps, monkeypatch, local, changed
+):
+    # Its JVMs keep the classes they loaded: a rebuilt wearables jar needs new processes.
+    monkeypatch.setattr(cli.flink, "restart_needed", lambda s: changed)
+    cli.up(_settings(FLINK__MANAGE_LOCAL=str(local).lower()))
+    if local and changed:
+        assert steps.index("jars") < steps.index("stop flink")
+        assert steps.index("stop flink") < steps.index("launch flink-jobmanager")
+    else:
+        assert "stop flink" not in steps

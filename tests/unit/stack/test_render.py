@@ -105,3 +105,32 @@ def test_flink_lib_is_the_distribution_plus_the_connector_and_nothing_stale(tmp_
         connector.name: connector.resolve(),
     }
     assert flink._env()["FLINK_LIB_DIR"] == str(tmp_path / "lib")
+
+
+def test_the_job_jar_loads_parent_first_from_the_cluster_class_path():
+    # Its classes (and their compiled code) are then shared by every job, the live one too.
+    from flink_jobs import health_sql
+
+    patterns = flink.render_config(load_settings())["classloader"]["parent-first-patterns"]
+    for java_class in (health_sql.PARSE_FUNCTION_CLASS, health_sql.STATS_FUNCTION_CLASS):
+        assert any(java_class.startswith(p) for p in patterns["additional"].split(";"))
+
+
+def test_a_restart_is_needed_once_config_or_jars_differ_from_the_start(tmp_path, monkeypatch):
+    jar = tmp_path / "openpipe-flink-wearables.jar"
+    jar.write_bytes(b"v1")
+    monkeypatch.setattr(flink, "_extra_jars", lambda: (jar,))
+    monkeypatch.setattr(flink, "STARTED_WITH", tmp_path / "started-with.sha256")
+    running = {"jobmanager": True}
+    monkeypatch.setattr(ManagedProcess, "running", lambda self: running["jobmanager"])
+    settings = load_settings()
+    assert flink.restart_needed(settings)  # started before the check existed
+    flink.STARTED_WITH.write_text(flink._digest(settings))
+    assert not flink.restart_needed(settings)
+    jar.write_bytes(b"v2")
+    assert flink.restart_needed(settings)
+    flink.STARTED_WITH.write_text(flink._digest(settings))
+    slots = load_settings(environ={"OPENPIPE__FLINK__TASK_SLOTS": "3"})
+    assert flink.restart_needed(slots)
+    running["jobmanager"] = False
+    assert not flink.restart_needed(slots)  # nothing to restart
