@@ -93,7 +93,7 @@ def up(settings: Settings) -> None:
     # Also with external Kafka and Flink: deploying the Flink job sends the connector jar.
     jars.fetch()
     if c.FLINK_JOBMANAGER.local(settings) and flink.restart_needed(settings):
-        progress.say("Flink's config or jars changed since it started: restarting it")
+        progress.say("Flink's config or connector jar changed since it started: restarting it")
         flink.stop()
     for component in (c.KAFKA, c.FLINK_JOBMANAGER):
         _launch(component, settings, progress)

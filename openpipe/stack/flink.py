@@ -2,8 +2,8 @@
 
 Conf under .openpipe/flink/conf; the cluster, not the job, says where checkpoints and
 savepoints go (.openpipe/flink/checkpoints and savepoints). The processes load their
-classes from .openpipe/flink/lib: the distribution's lib/ plus the Kafka SQL connector and
-the job's wearable format jar, as compose's Flink image has them (docker/flink/Dockerfile).
+classes from .openpipe/flink/lib: the distribution's lib/ plus the Kafka SQL connector,
+as compose's Flink image has it (docker/flink/Dockerfile).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ CONF_DIR = FLINK_STATE / "conf"
 CHECKPOINT_DIR = FLINK_STATE / "checkpoints"
 SAVEPOINT_DIR = FLINK_STATE / "savepoints"
 LIB_DIR = FLINK_STATE / "lib"
-#: What the running processes were started with: a digest of their config and extra jars.
+#: What the running processes were started with: a digest of their config and extra jar.
 STARTED_WITH = FLINK_STATE / "started-with.sha256"
 JOBMANAGER = ManagedProcess("flink-jobmanager")
 TASKMANAGER = ManagedProcess("flink-taskmanager")
@@ -72,9 +72,6 @@ def render_config(settings: Settings) -> dict:
             # A job's slots spread over all TaskManagers, so losing one loses only its share.
             "load-balance": {"mode": "SLOTS"},
         },
-        # The job's format and functions come from lib/ like the connector's classes, so
-        # jobs share them and their compiled code (docs/architecture.md §6).
-        "classloader": {"parent-first-patterns": {"additional": "dev.openpipe."}},
         "parallelism": {"default": f.parallelism},
         "rest": {"address": host, "bind-address": host, "port": settings.flink.rest_port},
         "state": {"backend": {"type": "hashmap"}},
@@ -121,9 +118,8 @@ def prepare(settings: Settings) -> None:
 
 
 def _extra_jars() -> tuple[Path, ...]:
-    """Jars on the processes' class path besides the distribution's: the Kafka connector and
-    the job's wearable format and functions (loaded parent-first, see render_config)."""
-    return jars.flink_kafka_connector(), jars.flink_wearables_jar()
+    """Jars on the processes' class path besides the distribution's: the Kafka connector."""
+    return (jars.flink_kafka_connector(),)
 
 
 def _config_text(settings: Settings) -> str:
@@ -139,10 +135,11 @@ def _digest(settings: Settings) -> str:
 
 
 def restart_needed(settings: Settings) -> bool:
-    """True when a running local cluster was started with another config or other jars.
+    """True when a running local cluster was started with another config or connector.
 
-    A JVM keeps the classes it loaded from lib/, so a rebuilt wearables jar reaches the job
-    only through a restart; a cluster started before this check was kept counts as changed.
+    Its processes read config.yaml and lib/ once, at start: a changed setting (slots,
+    memory, checkpointing) reaches them only through a restart. A cluster started before
+    this check was kept counts as changed.
     """
     if not JOBMANAGER.running():
         return False
@@ -160,10 +157,9 @@ def link_lib(distribution_lib: Path, *extra: Path) -> None:
     """LIB_DIR: links to the distribution's jars and `extra`, and nothing else.
 
     The connector's classes (org.apache.flink.*, which Flink always loads parent-first)
-    and the wearables jar's (dev.openpipe.*, parent-first by render_config) then come from
-    the processes' own class path: every job shares them, and their compiled code, instead
-    of loading and compiling them again from the jars each job still ships (for the
-    client's planning, and for clusters without them).
+    then come from the processes' own class path: every job shares them, and their
+    compiled code, instead of loading and compiling them again from the jar each job
+    still ships (`--jarfile`, for the client's planning).
     """
     LIB_DIR.mkdir(parents=True, exist_ok=True)
     wanted = {jar.name: jar.resolve() for jar in [*sorted(distribution_lib.glob("*.jar")), *extra]}

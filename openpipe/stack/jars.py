@@ -104,11 +104,7 @@ def _build_wearables(mvn: str) -> None:
             "building jvm/flink-wearables with Maven failed; fix the Java source or the "
             f"network and rerun `make up`. Maven said: {' / '.join(errors) or result.stderr}"
         )
-    # A new file in place of the old, never the old rewritten: running TaskManagers read
-    # classes from the jar they opened until `up` restarts them (flink.restart_needed).
-    staged = FLINK_JARS / f".{WEARABLES_JAR_NAME}.new"
-    shutil.copy2(build_dir / WEARABLES_JAR_NAME, staged)
-    staged.replace(FLINK_JARS / WEARABLES_JAR_NAME)
+    shutil.copy2(build_dir / WEARABLES_JAR_NAME, FLINK_JARS / WEARABLES_JAR_NAME)
 
 
 def flink_kafka_connector() -> Path:

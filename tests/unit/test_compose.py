@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from openpipe.config import ENV_PREFIX, REPO_ROOT, ConfigError, Settings, parse_settings
-from openpipe.stack.jars import WEARABLES_JAR_NAME
 
 COMPOSE_PATH = REPO_ROOT / "docker-compose.yml"
 DOCKER_DIR = REPO_ROOT / "docker"
@@ -612,8 +611,6 @@ def test_images_match_the_project_pins() -> None:
     assert _arg_default(flink, "PYFLINK_VERSION") == pyflink
     connector = _pom_property("flink.kafka.connector.version")
     assert _arg_default(flink, "KAFKA_CONNECTOR_VERSION") == connector
-    # The job's format and functions on the cluster class path, as the local stack has them.
-    assert f"{WEARABLES_JAR_NAME} /opt/flink/lib/" in flink.read_text()
     app = (DOCKER_DIR / "app" / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11[.\d]*-slim", app, re.MULTILINE)
     assert f"flink-sql-connector-kafka-{connector}.jar" in app

@@ -157,7 +157,7 @@ def test_a_source_newer_than_the_code_server_is_found(monkeypatch, tmp_path):
 def test_a_local_flink_started_with_other_config_or_jars_is_restarted(
     steps, monkeypatch, local, changed
 ):
-    # Its JVMs keep the classes they loaded: a rebuilt wearables jar needs new processes.
+    # Its JVMs read config.yaml and lib/ once: new settings need new processes.
     monkeypatch.setattr(cli.flink, "restart_needed", lambda s: changed)
     cli.up(_settings(FLINK__MANAGE_LOCAL=str(local).lower()))
     if local and changed:

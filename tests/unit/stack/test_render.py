@@ -107,17 +107,8 @@ def test_flink_lib_is_the_distribution_plus_the_connector_and_nothing_stale(tmp_
     assert flink._env()["FLINK_LIB_DIR"] == str(tmp_path / "lib")
 
 
-def test_the_job_jar_loads_parent_first_from_the_cluster_class_path():
-    # Its classes (and their compiled code) are then shared by every job, the live one too.
-    from flink_jobs import health_sql
-
-    patterns = flink.render_config(load_settings())["classloader"]["parent-first-patterns"]
-    for java_class in (health_sql.PARSE_FUNCTION_CLASS, health_sql.STATS_FUNCTION_CLASS):
-        assert any(java_class.startswith(p) for p in patterns["additional"].split(";"))
-
-
 def test_a_restart_is_needed_once_config_or_jars_differ_from_the_start(tmp_path, monkeypatch):
-    jar = tmp_path / "openpipe-flink-wearables.jar"
+    jar = tmp_path / "flink-sql-connector-kafka-5.0.0-2.2.jar"
     jar.write_bytes(b"v1")
     monkeypatch.setattr(flink, "_extra_jars", lambda: (jar,))
     monkeypatch.setattr(flink, "STARTED_WITH", tmp_path / "started-with.sha256")
