@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
-from conftest import consume_until, produce
 from crafted import (
     BASE_MS,
     completed_checkpoints,
@@ -20,6 +19,7 @@ from crafted import (
     rounded,
     stream,
 )
+from flink_support import consume_until, produce
 
 from openpipe import kafka
 from openpipe.sinks import SINKS

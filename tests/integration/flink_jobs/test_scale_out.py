@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import IsolatedJob, consume_until, isolated_job_instance, produce
 from crafted import (
     BASE_MS,
     completed_checkpoints,
@@ -20,6 +19,7 @@ from crafted import (
     rounded,
     stream,
 )
+from flink_support import IsolatedJob, consume_until, isolated_job_instance, produce
 
 from openpipe.config import load_settings
 from openpipe.stack import flink as stack_flink

@@ -8,32 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
+from viewer_support import Fixture
 
 from openpipe.config import Settings, load_settings
 from sql_viewer.main import create_app
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass(frozen=True)
-class Fixture:
-    schema: str
-    readings: str  # schema.table, as the API names it
-    devices: str
-    sequence: str
-    owner_pid: int
-
-
-def viewer_settings(**viewer: object) -> Settings:
-    """The configured settings with some viewer limits overridden."""
-    settings = load_settings()
-    return settings.model_copy(update={"viewer": settings.viewer.model_copy(update=viewer)})
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import Fixture, viewer_settings
 from fastapi.testclient import TestClient
 from psycopg import sql
+from viewer_support import Fixture, viewer_settings
 
 from openpipe.config import Settings
 from sql_viewer.main import create_app

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import viewer_settings
 from fastapi.testclient import TestClient
+from viewer_support import viewer_settings
 
 from sql_viewer.main import create_app
 

@@ -8,8 +8,8 @@ import time
 
 import psycopg
 import pytest
-from conftest import viewer_settings
 from fastapi.testclient import TestClient
+from viewer_support import viewer_settings
 
 from sql_viewer.main import create_app
 
