@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException
 
 from openpipe.config import REPO_ROOT, ConfigError, Settings, load_settings
 from openpipe.sinks.offsets import add_reset_parser, reset_command
-from openpipe.stack import components, dagster, flink, jars, kafka, postgres, services
+from openpipe.stack import components, dagster, flink, jars, kafka, postgres, services, viewer
 from openpipe.stack.components import Component
 from openpipe.stack.process import (
     STATE_DIR,
@@ -114,6 +114,12 @@ def up(settings: Settings) -> None:
         orphans = dagster.fail_orphaned_runs(settings)
         if orphans:
             progress.say(f"marked {orphans} run(s) left in progress by the last stop as failed")
+    stale = viewer.code_changed_since_start() if c.SQL_VIEWER.local(settings) else None
+    if stale:
+        progress.say(
+            f"{stale.relative_to(REPO_ROOT)} changed since the sql-viewer started: restarting it"
+        )
+        c.SQL_VIEWER.process.stop()
     for component in (c.DAGSTER_CODE_SERVER, c.SQL_VIEWER):
         _launch(component, settings, progress)
     # The webserver and the daemon load the code location from the code server.

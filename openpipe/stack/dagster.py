@@ -195,19 +195,10 @@ CODE_SOURCES = ("openpipe", "openpipe_dagster", "flink_jobs", "simulator", "conf
 def code_changed_since_start(root: Path = REPO_ROOT) -> Path | None:
     """A source file newer than the running code server (which still runs the old one).
 
-    The code server's pid file is written when it starts. After a `git pull`, the old
-    code reading a new config/settings.yaml can reject a key it does not know, and every
-    sensor fails until the definitions are loaded again.
+    After a `git pull`, the old code reading a new config/settings.yaml can reject a key it
+    does not know, and every sensor fails until the definitions are loaded again.
     """
-    try:
-        started = CODE_SERVER.pid_file.stat().st_mtime
-    except FileNotFoundError:
-        return None
-    for folder in CODE_SOURCES:
-        for path in (root / folder).rglob("*"):
-            if path.suffix in (".py", ".yaml") and path.stat().st_mtime > started:
-                return path
-    return None
+    return CODE_SERVER.source_changed_since_start(CODE_SOURCES, root)
 
 
 def start_webserver(settings: Settings) -> None:

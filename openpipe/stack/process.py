@@ -54,6 +54,20 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def source_changed_since_start(self, folders: Sequence[str], root: Path) -> Path | None:
+        """A .py or .yaml file under root/folders newer than our pid file, which `start`
+        writes: the running process still has the older code or settings. None if never
+        started."""
+        try:
+            started = self.pid_file.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        for folder in folders:
+            for path in (root / folder).rglob("*"):
+                if path.suffix in (".py", ".yaml") and path.stat().st_mtime > started:
+                    return path
+        return None
+
     def group_running(self) -> bool:
         """True while any process of the group we started is left, even with its leader gone."""
         pid = _read_pid(self.pid_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import httpx
 
@@ -10,6 +11,8 @@ from openpipe.config import REPO_ROOT, Settings
 from openpipe.stack.process import ManagedProcess
 
 PROCESS = ManagedProcess("sql-viewer")
+#: What the viewer imports or reads at start (its pages are read from disk per request).
+SOURCES = ("openpipe", "sql_viewer", "config")
 
 
 def available() -> bool:
@@ -18,6 +21,11 @@ def available() -> bool:
 
 def start(settings: Settings) -> None:
     PROCESS.start([sys.executable, "-m", "sql_viewer"])
+
+
+def code_changed_since_start(root: Path = REPO_ROOT) -> Path | None:
+    """A source file newer than the running viewer, which still serves the old code."""
+    return PROCESS.source_changed_since_start(SOURCES, root)
 
 
 def url(settings: Settings) -> str:

@@ -34,6 +34,7 @@ def steps(monkeypatch):
     monkeypatch.setattr(cli.postgres, "preload_note", lambda s: None)
     monkeypatch.setattr(cli.postgres, "stop", lambda: done.append("stop postgres"))
     monkeypatch.setattr(cli.flink, "restart_needed", lambda s: False)
+    monkeypatch.setattr(cli.viewer, "code_changed_since_start", lambda: None)
     monkeypatch.setattr(cli.flink, "stop", lambda: done.append("stop flink"))
     monkeypatch.setattr(ManagedProcess, "pid", lambda self: None)  # nothing running
     return done
@@ -165,3 +166,33 @@ def test_a_local_flink_started_with_other_config_or_jars_is_restarted(
         assert steps.index("stop flink") < steps.index("launch flink-jobmanager")
     else:
         assert "stop flink" not in steps
+
+
+@pytest.mark.parametrize("changed", [True, False])
+def test_a_running_viewer_with_older_code_is_restarted(steps, monkeypatch, tmp_path, changed):
+    # It imports its code once; `up` would otherwise leave the old viewer serving.
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(
+        cli.viewer, "code_changed_since_start", lambda: tmp_path / "g.py" if changed else None
+    )
+    monkeypatch.setattr(ManagedProcess, "stop", lambda self: steps.append(f"stop {self.name}"))
+    cli.up(_settings())
+    if changed:
+        assert steps.index("stop sql-viewer") < steps.index("launch sql-viewer")
+    else:
+        assert "stop sql-viewer" not in steps
+
+
+def test_a_viewer_source_newer_than_the_viewer_is_found(monkeypatch, tmp_path):
+    process = ManagedProcess("sql-viewer", home=tmp_path / "run")
+    monkeypatch.setattr(cli.viewer, "PROCESS", process)
+    guard = tmp_path / "sql_viewer" / "guard.py"
+    guard.parent.mkdir()
+    guard.write_text("RULES = 1\n")
+    assert cli.viewer.code_changed_since_start(tmp_path) is None  # never started
+    process.pid_file.parent.mkdir()
+    process.pid_file.write_text("1\n")
+    os.utime(process.pid_file, (process.pid_file.stat().st_mtime - 5,) * 2)
+    assert cli.viewer.code_changed_since_start(tmp_path) == guard
+    os.utime(guard, (1, 1))
+    assert cli.viewer.code_changed_since_start(tmp_path) is None
