@@ -122,11 +122,13 @@ class FaultInjector:
                 "" if result.returncode == 0 else f" FAILED ({result.returncode})"
             )
             if result.returncode != 0:
+                record.recovery_failed = True
                 say(f"openpipe up failed; last lines:\n{result.tail}")
         elif fault.kind == "simulator_sigterm":
             record.recovery_s = self._wait_new_simulator(record.target)
+            record.recovery_failed = record.recovery_s is None
             record.recovery = "simulator supervisor" + (
-                "" if record.recovery_s is not None else " (not back within 90 s)"
+                " (not back within 90 s)" if record.recovery_failed else ""
             )
         else:
             record.recovery = "Dagster (new session)"

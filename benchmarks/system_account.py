@@ -167,6 +167,8 @@ class FaultRecord:
     recovery: str = ""
     recovery_s: float | None = None
     stalled: bool = False  # a killed sink session was not replaced in time
+    # `openpipe up` failed after the fault, or the simulator's supervisor did not relaunch it
+    recovery_failed: bool = False
 
 
 class SessionWatch:
@@ -200,7 +202,9 @@ def verdict(
     faults: list[FaultRecord] = (),
 ) -> list[str]:
     """All failed pass conditions; the run passes when this is empty."""
-    problems = [f"{f.kind} at {f.at}: {f.recovery}" for f in faults if f.stalled]
+    problems = [
+        f"{f.kind} at {f.at}: {f.recovery}" for f in faults if f.stalled or f.recovery_failed
+    ]
     problems += [p for account in raw for p in account.problems()]
     problems += [p for account in upserts for p in account.problems()]
     problems += [p for comparison in windows for p in comparison.problems()]

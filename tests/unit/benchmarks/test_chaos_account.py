@@ -142,3 +142,13 @@ def test_lag_drained_within_the_grace_is_not_a_stall():
     watch = SessionWatch(limit_s=300, grace_s=60)
     assert watch.outcome(300.0, 5) is None
     assert watch.outcome(340.0, 0) == "idle"
+
+
+def test_a_failed_recovery_fails_the_run():
+    # A stack that `openpipe up` could not bring back is not a pass, whatever the sums say.
+    up = FaultRecord(60, "13:31:00", "kafka_broker_sigkill", "kafka pid 1", "injected")
+    up.recovery, up.recovery_failed = "openpipe up FAILED (1)", True
+    problems = verdict([_raw()], [], [], [up])
+    assert problems == ["kafka_broker_sigkill at 13:31:00: openpipe up FAILED (1)"]
+    up.recovery_failed = False
+    assert verdict([_raw()], [], [], [up]) == []
