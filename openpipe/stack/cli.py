@@ -128,6 +128,9 @@ def up(settings: Settings) -> None:
         _launch(component, settings, progress)
     _wait(c.FLINK_JOBMANAGER, settings, progress)
     _launch(c.FLINK_TASKMANAGER, settings, progress)
+    if c.FLINK_TASKMANAGER.local(settings):  # `flink.taskmanagers` may have changed
+        for change in flink.scale_taskmanagers(settings):
+            progress.say(f"flink.taskmanagers is {settings.flink.taskmanagers}: {change}")
     _wait(c.KAFKA, settings, progress)
     kafka.create_topics(settings)
     for component in (c.FLINK_TASKMANAGER, c.DAGSTER_WEBSERVER, c.DAGSTER_DAEMON):

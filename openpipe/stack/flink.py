@@ -187,11 +187,21 @@ def start_taskmanager(index: int = 1) -> None:
     )
 
 
-def start_taskmanagers(settings: Settings) -> None:
-    """Start the configured number of TaskManagers that are not running yet."""
-    for index in range(1, settings.flink.taskmanagers + 1):
-        if not taskmanager_process(index).running():
+def scale_taskmanagers(settings: Settings) -> list[str]:
+    """Run `flink.taskmanagers` local TaskManagers: start those missing, stop those beyond.
+
+    Returns what changed. A stopped TaskManager's tasks fail over to the slots left (the
+    job restarts them from its last checkpoint).
+    """
+    changed = []
+    for index in range(1, len(EXTRA_TASKMANAGERS) + 2):
+        process = taskmanager_process(index)
+        if index <= settings.flink.taskmanagers and not process.running():
             start_taskmanager(index)
+            changed.append(f"started {process.name}")
+        elif index > settings.flink.taskmanagers and process.stop():
+            changed.append(f"stopped {process.name}")
+    return changed
 
 
 def overview(settings: Settings) -> dict:

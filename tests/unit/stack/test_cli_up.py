@@ -34,6 +34,7 @@ def steps(monkeypatch):
     monkeypatch.setattr(cli.postgres, "preload_note", lambda s: None)
     monkeypatch.setattr(cli.postgres, "stop", lambda: done.append("stop postgres"))
     monkeypatch.setattr(cli.flink, "restart_needed", lambda s: False)
+    monkeypatch.setattr(cli.flink, "scale_taskmanagers", lambda s: done.append("scale") or [])
     monkeypatch.setattr(cli.viewer, "code_changed_since_start", lambda: None)
     monkeypatch.setattr(cli.flink, "stop", lambda: done.append("stop flink"))
     monkeypatch.setattr(ManagedProcess, "pid", lambda self: None)  # nothing running
@@ -196,3 +197,37 @@ def test_a_viewer_source_newer_than_the_viewer_is_found(monkeypatch, tmp_path):
     assert cli.viewer.code_changed_since_start(tmp_path) == guard
     os.utime(guard, (1, 1))
     assert cli.viewer.code_changed_since_start(tmp_path) is None
+
+
+def test_up_scales_local_taskmanagers_after_starting_the_first(steps):
+    cli.up(_settings())
+    assert steps.index("launch flink-taskmanager") < steps.index("scale")
+    assert steps.index("scale") < steps.index("wait flink-taskmanager")
+
+
+@pytest.mark.parametrize(
+    ("wanted", "running", "started", "stopped"),
+    [
+        (2, {1}, [2], []),
+        (1, {1, 2, 3}, [], [2, 3]),
+        (3, {1, 2, 3}, [], []),
+    ],
+)
+def test_taskmanagers_follow_the_setting(monkeypatch, wanted, running, started, stopped):
+    # Raised on a running stack, `up` waited for TaskManagers nobody started; lowered, the
+    # extra ones kept running until `make down`.
+    done = {"started": [], "stopped": []}
+    index = {cli.flink.taskmanager_process(i).name: i for i in range(1, 9)}
+
+    def stop(process: ManagedProcess) -> bool:  # True if it was running, as ManagedProcess's
+        if index[process.name] not in running:
+            return False
+        done["stopped"].append(index[process.name])
+        return True
+
+    monkeypatch.setattr(ManagedProcess, "running", lambda self: index[self.name] in running)
+    monkeypatch.setattr(ManagedProcess, "stop", stop)
+    monkeypatch.setattr(cli.flink, "start_taskmanager", done["started"].append)
+    changes = cli.flink.scale_taskmanagers(_settings(FLINK__TASKMANAGERS=str(wanted)))
+    assert (done["started"], done["stopped"]) == (started, stopped)
+    assert len(changes) == len(started) + len(stopped)
