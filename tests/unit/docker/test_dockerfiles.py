@@ -231,3 +231,42 @@ def test_app_image_carries_the_jars_the_job_loads() -> None:
     pom = (WEARABLES_PROJECT / "pom.xml").read_text()
     assert f"<finalName>{WEARABLES_JAR_NAME.removesuffix('.jar')}</finalName>" in pom
     assert "<openpipe.build.dir>${project.basedir}/target</openpipe.build.dir>" in pom
+
+
+def _builds() -> list[tuple[str, Path, Path]]:
+    """(service, build context, Dockerfile) of each compose service that builds its image."""
+    compose: dict[str, Any] = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    builds = []
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build:
+            context = REPO_ROOT / (build if isinstance(build, str) else build["context"])
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile")
+            builds.append((name, context, context / (dockerfile or "Dockerfile")))
+    return builds
+
+
+def test_builds_point_at_existing_dockerfiles() -> None:
+    for name, _, dockerfile in _builds():
+        assert dockerfile.is_file(), f"{name}: {dockerfile}"
+
+
+def test_copied_sources_are_in_the_build_context() -> None:
+    for name, context, dockerfile in _builds():
+        for instruction, args in _instructions(dockerfile):
+            words = shlex.split(args)
+            if instruction != "COPY" or any(w.startswith("--from=") for w in words):
+                continue
+            sources = [w for w in words if not w.startswith("--")][:-1]
+            missing = [s for s in sources if not (context / s).exists()]
+            assert not missing, f"{name}: {dockerfile.name} copies {missing} from outside {context}"
+
+
+def test_builds_from_the_repo_root_leave_the_local_state_out() -> None:
+    # Without an ignore file the context would carry .openpipe/ (Kafka's log, the database).
+    for name, context, dockerfile in _builds():
+        if context != REPO_ROOT:
+            continue
+        ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
+        patterns = ignore.read_text().split() if ignore.is_file() else []
+        assert {"*", ".openpipe"} & set(patterns), f"{name}: {ignore} keeps .openpipe/"
