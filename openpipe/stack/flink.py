@@ -85,8 +85,15 @@ def render_config(settings: Settings) -> dict:
         "restart-strategy": {
             "type": "exponential-delay",
         },
-        "python": {"executable": sys.executable, "client": {"executable": sys.executable}},
+        "python": {"executable": _python(), "client": {"executable": _python()}},
     }
+
+
+def _python() -> str:
+    """This interpreter under its plain name in its environment (`python`, not the `python3`
+    or `python3.11` that may have started us), so every caller renders the same config."""
+    plain = Path(sys.executable).with_name("python")
+    return str(plain) if plain.exists() else sys.executable
 
 
 def _env() -> dict[str, str]:
@@ -127,7 +134,11 @@ def _config_text(settings: Settings) -> str:
 
 
 def _digest(settings: Settings) -> str:
+    """The rendered config, the distribution's jar names (its Flink version) and the
+    connector's bytes."""
     digest = hashlib.sha256(_config_text(settings).encode())
+    for jar in sorted((flink_home() / "lib").glob("*.jar")):
+        digest.update(jar.name.encode())
     for jar in _extra_jars():
         digest.update(jar.name.encode())
         digest.update(jar.read_bytes())
@@ -135,13 +146,14 @@ def _digest(settings: Settings) -> str:
 
 
 def restart_needed(settings: Settings) -> bool:
-    """True when a running local cluster was started with another config or connector.
+    """True when a running local cluster was started with another config, Flink or connector.
 
     Its processes read config.yaml and lib/ once, at start: a changed setting (slots,
     memory, checkpointing) reaches them only through a restart. A cluster started before
-    this check was kept counts as changed.
+    this check was kept counts as changed. TaskManagers left running without their
+    JobManager count too: a new JobManager alone would not renew them.
     """
-    if not JOBMANAGER.running():
+    if not any(process.running() for process in (JOBMANAGER, TASKMANAGER, *EXTRA_TASKMANAGERS)):
         return False
     started = STARTED_WITH.read_text().strip() if STARTED_WITH.exists() else None
     return started != _digest(settings)

@@ -44,12 +44,19 @@ class ManagedProcess:
         return (self.home or LOG_DIR) / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid of the live process, from its own pid file or ours."""
-        for path in (self.own_pid_file, self.pid_file):
-            pid = _read_pid(path) if path else None
-            if pid is not None and _alive(pid):
-                return pid
-        return None
+        """The pid of the live process, from its own pid file or ours.
+
+        The pid in ours counts only for a process that started before the file was written:
+        after a reboot the number can belong to another process, which `stop` would signal.
+        """
+        own = _read_pid(self.own_pid_file) if self.own_pid_file else None
+        if own is not None and _alive(own):
+            return own
+        pid = _read_pid(self.pid_file)
+        if pid is None or not _alive(pid):
+            return None
+        started = process_start(pid)
+        return pid if started is not None and started <= _mtime(self.pid_file) + 1 else None
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -64,7 +71,7 @@ class ManagedProcess:
             return None
         for folder in folders:
             for path in (root / folder).rglob("*"):
-                if path.suffix in (".py", ".yaml") and path.stat().st_mtime > started:
+                if path.suffix in (".py", ".yaml") and _mtime(path) > started:
                     return path
         return None
 
@@ -126,6 +133,15 @@ class ManagedProcess:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log yet)"
+
+
+def _mtime(path: Path) -> float:
+    """A file's modification time; 0 for one gone meanwhile (a checkout, an editor's swap
+    file) or a broken link."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _read_pid(path: Path) -> int | None:

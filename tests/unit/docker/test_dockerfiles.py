@@ -268,5 +268,7 @@ def test_builds_from_the_repo_root_leave_the_local_state_out() -> None:
         if context != REPO_ROOT:
             continue
         ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
-        patterns = ignore.read_text().split() if ignore.is_file() else []
-        assert {"*", ".openpipe"} & set(patterns), f"{name}: {ignore} keeps .openpipe/"
+        lines = ignore.read_text().splitlines() if ignore.is_file() else []
+        patterns = {line.strip().rstrip("/") for line in lines if not line.startswith("#")}
+        assert {"*", ".openpipe"} & patterns, f"{name}: {ignore} keeps .openpipe/"
+        assert "!.openpipe" not in patterns, f"{name}: {ignore} lets .openpipe/ back in"

@@ -1,4 +1,6 @@
+import os
 import socket
+import subprocess
 import time
 
 import pytest
@@ -43,6 +45,23 @@ def test_stale_pid_file_is_not_running(state):
     time.sleep(0.3)
     managed.pid_file.write_text(f"{pid}\n")
     assert managed.pid() is None
+
+
+def test_a_pid_file_older_than_its_process_is_not_ours(state):
+    # After a reboot the pid in an old file can be another process's: never ours to stop.
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        managed = ManagedProcess("before-reboot")
+        managed.pid_file.parent.mkdir(parents=True)
+        managed.pid_file.write_text(f"{other.pid}\n")
+        assert managed.pid() == other.pid  # written after the process started
+        os.utime(managed.pid_file, (time.time() - 3600,) * 2)
+        assert managed.pid() is None
+        assert managed.stop() is False
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_garbage_pid_file_is_not_running(state):

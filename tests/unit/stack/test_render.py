@@ -108,20 +108,48 @@ def test_flink_lib_is_the_distribution_plus_the_connector_and_nothing_stale(tmp_
 
 
 def test_a_restart_is_needed_once_config_or_jars_differ_from_the_start(tmp_path, monkeypatch):
+    home = tmp_path / "flink"
+    (home / "conf").mkdir(parents=True)
+    (home / "lib").mkdir()
+    (home / "conf" / "config.yaml").write_text(
+        (flink.flink_home() / "conf" / "config.yaml").read_text()
+    )
+    (home / "lib" / "flink-dist-2.2.1.jar").write_bytes(b"dist")
+    monkeypatch.setattr(flink, "flink_home", lambda: home)
     jar = tmp_path / "flink-sql-connector-kafka-5.0.0-2.2.jar"
     jar.write_bytes(b"v1")
     monkeypatch.setattr(flink, "_extra_jars", lambda: (jar,))
     monkeypatch.setattr(flink, "STARTED_WITH", tmp_path / "started-with.sha256")
-    running = {"jobmanager": True}
-    monkeypatch.setattr(ManagedProcess, "running", lambda self: running["jobmanager"])
-    settings = load_settings()
+    running = {"flink-jobmanager"}
+    monkeypatch.setattr(ManagedProcess, "running", lambda self: self.name in running)
+    settings = load_settings(environ={})
+
+    def started_now() -> None:
+        flink.STARTED_WITH.write_text(flink._digest(settings))
+
     assert flink.restart_needed(settings)  # started before the check existed
-    flink.STARTED_WITH.write_text(flink._digest(settings))
+    started_now()
     assert not flink.restart_needed(settings)
-    jar.write_bytes(b"v2")
+    jar.write_bytes(b"v2")  # another connector
     assert flink.restart_needed(settings)
-    flink.STARTED_WITH.write_text(flink._digest(settings))
+    started_now()
+    (home / "lib" / "flink-dist-2.2.1.jar").rename(home / "lib" / "flink-dist-2.2.2.jar")
+    assert flink.restart_needed(settings)  # another Flink
+    started_now()
     slots = load_settings(environ={"OPENPIPE__FLINK__TASK_SLOTS": "3"})
     assert flink.restart_needed(slots)
-    running["jobmanager"] = False
+    running = {"flink-taskmanager-2"}  # left without its JobManager: still the old config
+    assert flink.restart_needed(slots)
+    running = set()
     assert not flink.restart_needed(slots)  # nothing to restart
+
+
+def test_the_rendered_python_is_the_same_whichever_alias_started_us(tmp_path, monkeypatch):
+    (tmp_path / "bin").mkdir()
+    for name in ("python", "python3"):
+        (tmp_path / "bin" / name).touch()
+    monkeypatch.setattr(flink.sys, "executable", str(tmp_path / "bin" / "python3"))
+    python = flink.render_config(load_settings(environ={}))["python"]
+    assert python == {"executable": str(tmp_path / "bin" / "python")} | {
+        "client": {"executable": str(tmp_path / "bin" / "python")}
+    }
