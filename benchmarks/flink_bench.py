@@ -308,7 +308,7 @@ def _cpu_s() -> dict[str, float]:
         return cpu_seconds([member for leader in leaders for member in group_members(leader)])
 
     return {
-        "taskmanagers": used(local_flink.TASKMANAGER, *local_flink.EXTRA_TASKMANAGERS),
+        "taskmanagers": used(*local_flink.TASKMANAGERS),
         "kafka": used(local_kafka.PROCESS),
     }
 

@@ -95,7 +95,7 @@ FLINK_TASKMANAGER = Component(
     url=lambda s: f"{s.flink.ui_url}/#/task-manager",
     port=lambda s: (_host(s), 0, ""),
     ready=flink.ready,
-    start=lambda s: (flink.prepare(s), flink.scale_taskmanagers(s)),
+    start=lambda s: (flink.prepare(s), flink.start_taskmanager()),  # `up` adds the rest
     local=lambda s: s.flink.manage_local,
 )
 DAGSTER_CODE_SERVER = Component(

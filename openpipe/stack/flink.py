@@ -31,6 +31,7 @@ JOBMANAGER = ManagedProcess("flink-jobmanager")
 TASKMANAGER = ManagedProcess("flink-taskmanager")
 #: TaskManagers 2..8 (`flink.taskmanagers` allows up to 8); `down` stops whichever run.
 EXTRA_TASKMANAGERS = tuple(ManagedProcess(f"flink-taskmanager-{i}") for i in range(2, 9))
+TASKMANAGERS = (TASKMANAGER, *EXTRA_TASKMANAGERS)
 
 
 def flink_home() -> Path:
@@ -118,10 +119,11 @@ def prepare(settings: Settings) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     home = flink_home()
     link_lib(home / "lib", *_extra_jars())
-    (CONF_DIR / "config.yaml").write_text(_config_text(settings))
+    config = _config_text(settings)
+    (CONF_DIR / "config.yaml").write_text(config)
     for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
         (CONF_DIR / name).write_text((home / "conf" / name).read_text())
-    STARTED_WITH.write_text(_digest(settings))
+    STARTED_WITH.write_text(_digest(config))
 
 
 def _extra_jars() -> tuple[Path, ...]:
@@ -133,10 +135,10 @@ def _config_text(settings: Settings) -> str:
     return yaml.safe_dump(render_config(settings), sort_keys=False)
 
 
-def _digest(settings: Settings) -> str:
+def _digest(config: str) -> str:
     """The rendered config, the distribution's jar names (its Flink version) and the
     connector's bytes."""
-    digest = hashlib.sha256(_config_text(settings).encode())
+    digest = hashlib.sha256(config.encode())
     for jar in sorted((flink_home() / "lib").glob("*.jar")):
         digest.update(jar.name.encode())
     for jar in _extra_jars():
@@ -153,15 +155,15 @@ def restart_needed(settings: Settings) -> bool:
     this check was kept counts as changed. TaskManagers left running without their
     JobManager count too: a new JobManager alone would not renew them.
     """
-    if not any(process.running() for process in (JOBMANAGER, TASKMANAGER, *EXTRA_TASKMANAGERS)):
+    if not any(process.running() for process in (JOBMANAGER, *TASKMANAGERS)):
         return False
     started = STARTED_WITH.read_text().strip() if STARTED_WITH.exists() else None
-    return started != _digest(settings)
+    return started != _digest(_config_text(settings))
 
 
 def stop() -> None:
     """Stop the TaskManagers, then the JobManager (its running jobs end with it)."""
-    for process in (TASKMANAGER, *EXTRA_TASKMANAGERS, JOBMANAGER):
+    for process in (*TASKMANAGERS, JOBMANAGER):
         process.stop()
 
 
@@ -189,7 +191,7 @@ def start_jobmanager() -> None:
 
 def taskmanager_process(index: int = 1) -> ManagedProcess:
     """The n-th local TaskManager (1-based)."""
-    return TASKMANAGER if index == 1 else EXTRA_TASKMANAGERS[index - 2]
+    return TASKMANAGERS[index - 1]
 
 
 def start_taskmanager(index: int = 1) -> None:
@@ -206,8 +208,7 @@ def scale_taskmanagers(settings: Settings) -> list[str]:
     job restarts them from its last checkpoint).
     """
     changed = []
-    for index in range(1, len(EXTRA_TASKMANAGERS) + 2):
-        process = taskmanager_process(index)
+    for index, process in enumerate(TASKMANAGERS, start=1):
         if index <= settings.flink.taskmanagers and not process.running():
             start_taskmanager(index)
             changed.append(f"started {process.name}")

@@ -65,9 +65,8 @@ class ManagedProcess:
         """A .py or .yaml file under root/folders newer than our pid file, which `start`
         writes: the running process still has the older code or settings. None if never
         started."""
-        try:
-            started = self.pid_file.stat().st_mtime
-        except FileNotFoundError:
+        started = _mtime(self.pid_file)
+        if not started:
             return None
         for folder in folders:
             for path in (root / folder).rglob("*"):

@@ -20,6 +20,7 @@ from test_sink_drain_integration import (
 from openpipe.config import REPO_ROOT
 from openpipe.sinks.drain import lock_name
 from openpipe.sinks.samples import encode, wearable_event
+from openpipe.sinks.writer import read_offsets
 from openpipe.storage.db import advisory_unlock, try_advisory_lock
 
 pytestmark = pytest.mark.integration
@@ -76,12 +77,8 @@ def committed(connect, topic: str) -> int:
 def drain_detail(connect, topic: str, sessions: dict[int, subprocess.Popen]) -> str:
     """Where each partition's committed offset stands, and how each session is doing."""
     with connect() as conn:
-        offsets = conn.execute(
-            "SELECT kafka_partition, next_offset FROM sink_offsets WHERE kafka_topic = %s "
-            "ORDER BY 1",
-            (topic,),
-        ).fetchall()
-    lines = [f"committed offsets: {dict(offsets)}"]
+        offsets = read_offsets(conn, SINK, topic)
+    lines = [f"committed offsets: {dict(sorted(offsets.items()))}"]
     for shard, process in sessions.items():
         state = "running" if process.poll() is None else f"exited {process.returncode}"
         lines.append(f"shard {shard} ({state}), log tail:\n{session_log(process, 1500)}")

@@ -135,24 +135,33 @@ def test_a_running_code_server_with_older_code_is_reloaded(
         assert steps.index("wait dagster-webserver") < steps.index("reload")
 
 
-def test_a_source_newer_than_the_code_server_is_found(monkeypatch, tmp_path):
-    server = ManagedProcess("dagster-code-server", home=tmp_path / "run")
-    monkeypatch.setattr(cli.dagster, "CODE_SERVER", server)
-    source = tmp_path / "config" / "settings.yaml"
-    source.parent.mkdir()
-    source.write_text("a: 1\n")
-    assert cli.dagster.code_changed_since_start(tmp_path) is None  # not started
-    server.pid_file.parent.mkdir()
-    server.pid_file.write_text("1\n")
-    os.utime(source, (1, 1))
-    assert cli.dagster.code_changed_since_start(tmp_path) is None
-    os.utime(source, None)
-    os.utime(server.pid_file, (server.pid_file.stat().st_mtime - 5,) * 2)
-    assert cli.dagster.code_changed_since_start(tmp_path) == source
+@pytest.mark.parametrize(
+    ("module", "attr", "source"),
+    [
+        (cli.dagster, "CODE_SERVER", "config/settings.yaml"),
+        (cli.viewer, "PROCESS", "sql_viewer/guard.py"),
+    ],
+    ids=["code server", "viewer"],
+)
+def test_a_source_newer_than_its_process_is_found(monkeypatch, tmp_path, module, attr, source):
+    # `up` reloads the code server or restarts the viewer when this finds a file.
+    process = ManagedProcess(getattr(module, attr).name, home=tmp_path / "run")
+    monkeypatch.setattr(module, attr, process)
+    path = tmp_path / source
+    path.parent.mkdir()
+    path.write_text("a: 1\n")
+    assert module.code_changed_since_start(tmp_path) is None  # never started
+    process.pid_file.parent.mkdir()
+    process.pid_file.write_text("1\n")
+    os.utime(path, (1, 1))
+    assert module.code_changed_since_start(tmp_path) is None
+    os.utime(path, None)
+    os.utime(process.pid_file, (process.pid_file.stat().st_mtime - 5,) * 2)
+    assert module.code_changed_since_start(tmp_path) == path
     (tmp_path / "openpipe").mkdir()
-    os.utime(source, (1, 1))
+    os.utime(path, (1, 1))
     (tmp_path / "openpipe" / "notes.txt").write_text("not code")
-    assert cli.dagster.code_changed_since_start(tmp_path) is None
+    assert module.code_changed_since_start(tmp_path) is None
 
 
 @pytest.mark.parametrize(("local", "changed"), [(True, True), (True, False), (False, True)])
@@ -184,21 +193,6 @@ def test_a_running_viewer_with_older_code_is_restarted(steps, monkeypatch, tmp_p
         assert "stop sql-viewer" not in steps
 
 
-def test_a_viewer_source_newer_than_the_viewer_is_found(monkeypatch, tmp_path):
-    process = ManagedProcess("sql-viewer", home=tmp_path / "run")
-    monkeypatch.setattr(cli.viewer, "PROCESS", process)
-    guard = tmp_path / "sql_viewer" / "guard.py"
-    guard.parent.mkdir()
-    guard.write_text("RULES = 1\n")
-    assert cli.viewer.code_changed_since_start(tmp_path) is None  # never started
-    process.pid_file.parent.mkdir()
-    process.pid_file.write_text("1\n")
-    os.utime(process.pid_file, (process.pid_file.stat().st_mtime - 5,) * 2)
-    assert cli.viewer.code_changed_since_start(tmp_path) == guard
-    os.utime(guard, (1, 1))
-    assert cli.viewer.code_changed_since_start(tmp_path) is None
-
-
 def test_up_scales_local_taskmanagers_after_starting_the_first(steps):
     cli.up(_settings())
     assert steps.index("launch flink-taskmanager") < steps.index("scale")
@@ -217,7 +211,7 @@ def test_taskmanagers_follow_the_setting(monkeypatch, wanted, running, started, 
     # Raised on a running stack, `up` waited for TaskManagers nobody started; lowered, the
     # extra ones kept running until `make down`.
     done = {"started": [], "stopped": []}
-    index = {cli.flink.taskmanager_process(i).name: i for i in range(1, 9)}
+    index = {p.name: i for i, p in enumerate(cli.flink.TASKMANAGERS, start=1)}
 
     def stop(process: ManagedProcess) -> bool:  # True if it was running, as ManagedProcess's
         if index[process.name] not in running:

@@ -125,7 +125,7 @@ def test_a_restart_is_needed_once_config_or_jars_differ_from_the_start(tmp_path,
     settings = load_settings(environ={})
 
     def started_now() -> None:
-        flink.STARTED_WITH.write_text(flink._digest(settings))
+        flink.STARTED_WITH.write_text(flink._digest(flink._config_text(settings)))
 
     assert flink.restart_needed(settings)  # started before the check existed
     started_now()
