@@ -26,6 +26,8 @@ PARSE_FUNCTION_CLASS = "dev.openpipe.flink.ParseWearable"
 #: Per-window count, exact sum, min and max with each event_id once (jvm/flink-wearables).
 STATS_FUNCTION = "OPENPIPE_EVENT_STATS"
 STATS_FUNCTION_CLASS = "dev.openpipe.flink.DistinctEventStats"
+#: The metric of the long-window family (health-metrics-10min); the others are short.
+LONG_WINDOW_METRIC = "blood_sugar"
 #: Fields whose blank, missing or NUL-holding values make a wearable reading invalid.
 _IDENTIFIERS = ("device_id", "patient_id")
 #: Metrics whose first measurement must exceed the second (systolic above diastolic).
@@ -132,6 +134,35 @@ def wearable_rules(settings: Settings) -> str:
             bounds = getattr(v, name)
             items.append(f"range.{name}={float(bounds.low)!r},{float(bounds.high)!r}")
     items += [f"exceeds.{metric}={','.join(pair)}" for metric, pair in _EXCEEDS.items()]
+    return ";".join(items)
+
+
+def health_rules(settings: Settings) -> str:
+    """The rules spec of the window operator (`HealthWindows`, jvm/flink-wearables).
+
+    One `rule=` entry per output metric: its event metric and reading slot, window length,
+    whether it is the long (10-minute) family, alert type and threshold, and the exact
+    decimals its alert and severity are judged on, written here so that Java reads the
+    same decimal the SQL literal had (the threshold's shortest repr, times each ratio).
+    """
+    f = settings.flink
+    items = [f"slots={READING_SLOTS}"]
+    for r in windowed_metrics(settings):
+        threshold = Decimal(repr(float(r.threshold)))
+        fields = (
+            r.metric,
+            r.event_metric,
+            METRIC_FIELDS[r.event_metric].index(r.field),
+            r.window_s * 1000,
+            int(r.metric == LONG_WINDOW_METRIC),
+            r.alert_type,
+            repr(float(r.threshold)),
+            threshold,
+            int(r.strict),
+            threshold * Decimal(repr(float(f.severity_high_ratio))),
+            threshold * Decimal(repr(float(f.severity_critical_ratio))),
+        )
+        items.append("rule=" + "|".join(str(x) for x in fields))
     return ";".join(items)
 
 

@@ -26,7 +26,7 @@ from openpipe.config import REPO_ROOT, Settings, load_settings
 from openpipe.stack.jars import FLINK_JARS, WEARABLES_JAR_NAME, WEARABLES_PROJECT
 
 if TYPE_CHECKING:  # PyFlink costs ~0.25 s to import; Dagster runs only need the constants
-    from pyflink.table import Table, TableEnvironment
+    from pyflink.table import StreamTableEnvironment, Table, TableEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -179,13 +179,6 @@ def cluster_job_options(settings: Settings) -> dict[str, str]:
     }
 
 
-def configure_cluster_job(t_env: TableEnvironment, settings: Settings) -> None:
-    """Apply `cluster_job_options` to the job's configuration."""
-    config = t_env.get_config()
-    for key, value in cluster_job_options(settings).items():
-        config.set(key, value)
-
-
 def kafka_source_ddl(settings: Settings, table: str = SOURCE_TABLE) -> str:
     """The wearables topic, each value judged and decoded once by the `openpipe-wearable` format."""
     k = settings.kafka
@@ -246,42 +239,21 @@ def _view(t_env: TableEnvironment, name: str, table: Table) -> str:
     return name
 
 
-def transform(t_env: TableEnvironment, source: Table, settings: Settings) -> HealthTables:
-    """Windows and alerts from a table with the decoded columns, kafka_ts and event_ts (rowtime)."""
+def transform(t_env: StreamTableEnvironment, source: Table, settings: Settings) -> HealthTables:
+    """Windows and alerts from a table with the decoded columns, kafka_ts and event_ts (rowtime).
+
+    The valid readings (SQL) go to one keyed operator (`HealthWindows` in jvm/flink-wearables)
+    that keeps each device's open windows, dedupes event_ids, fires windows on the watermark
+    and judges alerts; its three outputs come back as tables.
+    """
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table import Table
+
     src = _view(t_env, "health_input", source)
-    readings = _view(
-        t_env, "health_readings", t_env.sql_query(health_sql.readings_sql(settings, src))
-    )
-    rules = health_sql.windowed_metrics(settings)
-    # One window aggregate per distinct window length among the 1-minute-family metrics.
-    short = [r for r in rules if r.metric != "blood_sugar"]
-    sizes: dict[int, list[health_sql.WindowedMetric]] = {}
-    for rule in short:
-        sizes.setdefault(rule.window_s, []).append(rule)
-    short_sql = "\nUNION ALL\n".join(
-        health_sql.window_metrics_sql(readings, tuple(group), size) for size, group in sizes.items()
-    )
-    sugar = next(r for r in rules if r.metric == "blood_sugar")
-    metrics_1min = _view(t_env, "health_metrics_short", t_env.sql_query(short_sql))
-    metrics_10min = _view(
-        t_env,
-        "health_metrics_long",
-        t_env.sql_query(health_sql.window_metrics_sql(readings, (sugar,), sugar.window_s)),
-    )
-    alerts = (
-        f"{health_sql.alerts_sql(settings, metrics_1min, tuple(short))}\nUNION ALL\n"
-        f"{health_sql.alerts_sql(settings, metrics_10min, (sugar,))}"
-    )
-    times = ("window_start", "window_end", "alert_time")
-    return HealthTables(
-        t_env.sql_query(
-            health_sql.formatted_times_sql(f"SELECT * FROM {metrics_1min}", times, METRIC_COLUMNS)
-        ),
-        t_env.sql_query(
-            health_sql.formatted_times_sql(f"SELECT * FROM {metrics_10min}", times, METRIC_COLUMNS)
-        ),
-        t_env.sql_query(health_sql.formatted_times_sql(alerts, times, ALERT_COLUMNS)),
-    )
+    readings = t_env.sql_query(health_sql.readings_sql(settings, src))
+    operator = get_gateway().jvm.dev.openpipe.flink.HealthWindows
+    tables = operator.apply(t_env._j_tenv, readings._j_table, health_sql.health_rules(settings))
+    return HealthTables(*(Table(table, t_env) for table in tables))
 
 
 def build_pipeline(t_env: TableEnvironment, settings: Settings):
@@ -303,21 +275,41 @@ def build_pipeline(t_env: TableEnvironment, settings: Settings):
     return statements
 
 
+def stream_table_env(options: dict[str, str], batch: bool = False) -> StreamTableEnvironment:
+    """A table environment over a DataStream environment built with `options`.
+
+    The window operator is a DataStream operator, so the job needs a StreamTableEnvironment,
+    and the options (parallelism above all) must be the DataStream environment's own:
+    operators take the environment's parallelism when they are created.
+    """
+    from pyflink.common import Configuration
+    from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment
+
+    config = Configuration()
+    for key, value in options.items():
+        config.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    if batch:
+        env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+    mode = EnvironmentSettings.in_batch_mode() if batch else EnvironmentSettings.in_streaming_mode()
+    t_env = StreamTableEnvironment.create(env, environment_settings=mode)
+    for key, value in options.items():
+        t_env.get_config().set(key, value)
+    return t_env
+
+
 def main() -> None:
     """Entry point for `flink run --python`: submit the job with the effective settings."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from pyflink.table import EnvironmentSettings, TableEnvironment
-
     settings = load_settings()
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    configure_cluster_job(t_env, settings)
-    statements = build_pipeline(t_env, settings)
     extra = orjson.loads(os.environ.get(EXTRA_OPTIONS_ENV) or "{}")
-    for key, value in extra.items():  # last, so they win over the job's own options
-        t_env.get_config().set(key, str(value))
     if extra:
         logger.info("extra job options from %s: %s", EXTRA_OPTIONS_ENV, extra)
-    result = statements.execute()
+    # The extra options last, so they win over the job's own.
+    options = {**cluster_job_options(settings), **{k: str(v) for k, v in extra.items()}}
+    t_env = stream_table_env(options)
+    result = build_pipeline(t_env, settings).execute()
     client = result.get_job_client()
     logger.info(
         "submitted %s as job %s", job_name(settings), client.get_job_id() if client else "?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
-from pyflink.table import DataTypes, EnvironmentSettings, Table, TableEnvironment
+from pyflink.table import DataTypes, Table, TableEnvironment
 
 from flink_jobs import health_sql, health_windows
 from openpipe.config import Settings
@@ -32,8 +32,7 @@ def source_row(value: bytes | None, kafka_ms: int) -> tuple[bytearray | None, da
 
 def batch_env(settings: Settings) -> TableEnvironment:
     """A bounded (batch) table environment on a one-slot local mini-cluster."""
-    t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
-    t_env.get_config().set("parallelism.default", "1")
+    t_env = health_windows.stream_table_env({"parallelism.default": "1"}, batch=True)
     health_windows.configure(t_env, settings)
     return t_env
 

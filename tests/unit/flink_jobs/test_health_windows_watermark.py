@@ -13,7 +13,6 @@ from pathlib import Path
 import orjson
 import pytest
 from flink_table_helpers import encode, ms, rounded, source_row
-from pyflink.table import EnvironmentSettings, TableEnvironment
 
 from flink_jobs import health_sql, health_windows
 from flink_jobs.reference import wearable_event
@@ -65,10 +64,10 @@ def _run(settings, folder: Path, watermark: str) -> set[tuple]:
                 "kafka_ts": format_event_time(ms(sent_s)),
             }
             out.write(orjson.dumps(line) + b"\n")
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    config = t_env.get_config()
-    config.set("parallelism.default", "1")
-    config.set("pipeline.auto-watermark-interval", "0 ms")  # a watermark after every row
+    t_env = health_windows.stream_table_env(
+        # a watermark after every row
+        {"parallelism.default": "1", "pipeline.auto-watermark-interval": "0 ms"}
+    )
     health_windows.configure(t_env, settings)
     t_env.execute_sql(
         f"""

@@ -154,21 +154,30 @@ public final class DistinctEventStats
 
     @Override
     public Row getValue(Readings acc) {
-        long count = acc.size;
-        if (count == 0) {
+        if (acc.size == 0) {
             return Row.of(0L, null, null, null);
         }
+        return Row.of((long) acc.size, sum(acc), min(acc), max(acc));
+    }
+
+    static double min(Readings acc) {
         double min = Double.POSITIVE_INFINITY;
-        double max = Double.NEGATIVE_INFINITY;
         for (int i = 0; i < acc.size; i++) {
             min = Math.min(min, acc.readings[i]);
+        }
+        return min;
+    }
+
+    static double max(Readings acc) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < acc.size; i++) {
             max = Math.max(max, acc.readings[i]);
         }
-        return Row.of(count, sum(acc), min, max);
+        return max;
     }
 
     /** The exact DECIMAL(24, 6) sum: in millionths while every reading has a short form. */
-    private static BigDecimal sum(Readings acc) {
+    static BigDecimal sum(Readings acc) {
         long millionths = 0;
         for (int i = 0; i < acc.size; i++) {
             long units = millionths(acc.readings[i]);

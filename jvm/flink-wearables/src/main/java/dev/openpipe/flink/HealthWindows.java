@@ -1,0 +1,285 @@
+package dev.openpipe.flink;
+
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.table.api.DataTypes;
+import org.apache.flink.table.api.Table;
+import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
+import org.apache.flink.table.types.DataType;
+import org.apache.flink.table.types.logical.RowType;
+import org.apache.flink.util.Collector;
+import org.apache.flink.util.OutputTag;
+
+/**
+ * The health job's windows, dedupe and alerts as one keyed operator (docs/architecture.md §5).
+ *
+ * <p>Input: the valid readings, one row per event ({@code event_id_high, event_id_low,
+ * device_id, patient_id, metric, reading_1 .. reading_n, event_ts}), with event time as the
+ * record timestamp and the source's watermarks. Per device it keeps the open tumbling windows
+ * of each event metric and window length, each reading slot's readings by event_id (an
+ * event counted once, its smallest reading if duplicates differ), and fires a window when
+ * the watermark passes its end, as Flink SQL's window aggregate does: a record whose window
+ * has already fired is late and left out.
+ *
+ * <p>Output: three tables, the short-window metrics, the long-window metrics and the alerts,
+ * with the columns of §5 and times written as RFC 3339 UTC strings. Sums are exact
+ * DECIMAL(24, 6) values (each reading rounded half-up to 6 places), and thresholds are
+ * judged on them (sum above threshold x count), so an average at a threshold is judged the
+ * same in any order of arrival.
+ */
+public final class HealthWindows extends KeyedProcessFunction<String, RowData, RowData> {
+    private static final long serialVersionUID = 1L;
+
+    static final int EVENT_ID_HIGH = 0;
+    static final int EVENT_ID_LOW = 1;
+    static final int DEVICE_ID = 2;
+    static final int PATIENT_ID = 3;
+    static final int METRIC = 4;
+    static final int FIRST_READING = 5;
+
+    static final DataType METRIC_ROW =
+            DataTypes.ROW(
+                    DataTypes.FIELD("window_start", DataTypes.STRING()),
+                    DataTypes.FIELD("window_end", DataTypes.STRING()),
+                    DataTypes.FIELD("device_id", DataTypes.STRING()),
+                    DataTypes.FIELD("patient_id", DataTypes.STRING()),
+                    DataTypes.FIELD("metric", DataTypes.STRING()),
+                    DataTypes.FIELD("reading_count", DataTypes.BIGINT()),
+                    DataTypes.FIELD("avg_value", DataTypes.DOUBLE()),
+                    DataTypes.FIELD("min_value", DataTypes.DOUBLE()),
+                    DataTypes.FIELD("max_value", DataTypes.DOUBLE()));
+    static final DataType ALERT_ROW =
+            DataTypes.ROW(
+                    DataTypes.FIELD("alert_time", DataTypes.STRING()),
+                    DataTypes.FIELD("window_start", DataTypes.STRING()),
+                    DataTypes.FIELD("window_end", DataTypes.STRING()),
+                    DataTypes.FIELD("device_id", DataTypes.STRING()),
+                    DataTypes.FIELD("patient_id", DataTypes.STRING()),
+                    DataTypes.FIELD("alert_type", DataTypes.STRING()),
+                    DataTypes.FIELD("observed_value", DataTypes.DOUBLE()),
+                    DataTypes.FIELD("threshold", DataTypes.DOUBLE()),
+                    DataTypes.FIELD("severity", DataTypes.STRING()));
+
+    private static final OutputTag<RowData> LONG_METRICS =
+            new OutputTag<>("long-metrics", rowInfo(METRIC_ROW));
+    private static final OutputTag<RowData> ALERTS = new OutputTag<>("alerts", rowInfo(ALERT_ROW));
+
+    private static final DateTimeFormatter TIME_FORMAT =
+            DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").withZone(ZoneOffset.UTC);
+
+    private final HealthRules rules;
+    private transient ValueState<OpenWindows> state;
+    /** The last two instants written as text, and their text (a window's start and end). */
+    private transient long[] formattedMs;
+    private transient StringData[] formatted;
+    private transient int replace;
+
+    /** Where event_ts is: after the reading slots (the record's timestamp too, when streaming). */
+    private final int eventTimeField;
+
+    HealthWindows(HealthRules rules) {
+        this.rules = rules;
+        this.eventTimeField = FIRST_READING + rules.slots;
+    }
+
+    /**
+     * The three output tables of the job from its readings table, built on {@code tEnv}.
+     *
+     * @param rulesSpec the rules, as {@link HealthRules#parse} reads them
+     * @return short-window metrics, long-window metrics, alerts
+     */
+    public static Table[] apply(StreamTableEnvironment tEnv, Table readings, String rulesSpec) {
+        HealthRules rules = HealthRules.parse(rulesSpec);
+        DataType rowType = readings.getResolvedSchema().toPhysicalRowDataType();
+        DataStream<RowData> rows = tEnv.toDataStream(readings, rowType.bridgedTo(RowData.class));
+        SingleOutputStreamOperator<RowData> windows =
+                rows.keyBy(new DeviceKey(), Types.STRING)
+                        .process(new HealthWindows(rules), rowInfo(METRIC_ROW))
+                        .name("health-windows")
+                        .uid("health-windows");
+        return new Table[] {
+            tEnv.fromDataStream(windows),
+            tEnv.fromDataStream(windows.getSideOutput(LONG_METRICS)),
+            tEnv.fromDataStream(windows.getSideOutput(ALERTS)),
+        };
+    }
+
+    private static InternalTypeInfo<RowData> rowInfo(DataType type) {
+        return InternalTypeInfo.of((RowType) type.getLogicalType());
+    }
+
+    /** The device_id, as a String that outlives the (reused) input row. */
+    static final class DeviceKey implements KeySelector<RowData, String> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public String getKey(RowData row) {
+            return row.getString(DEVICE_ID).toString();
+        }
+    }
+
+    @Override
+    public void open(OpenContext context) {
+        state =
+                getRuntimeContext()
+                        .getState(new ValueStateDescriptor<>("open-windows", new OpenWindowsSerializer()));
+        rules.prepare();
+        formattedMs = new long[] {Long.MIN_VALUE, Long.MIN_VALUE};
+        formatted = new StringData[2];
+    }
+
+    @Override
+    public void processElement(RowData row, Context ctx, Collector<RowData> out) throws Exception {
+        if (row.isNullAt(METRIC)
+                || row.isNullAt(EVENT_ID_HIGH)
+                || row.isNullAt(EVENT_ID_LOW)
+                || row.isNullAt(eventTimeField)) {
+            return;
+        }
+        HealthRules.EventMetric metric = rules.eventMetric(row.getString(METRIC));
+        if (metric == null) {
+            return;
+        }
+        long ts = row.getTimestamp(eventTimeField, 3).getMillisecond();
+        long watermark = ctx.timerService().currentWatermark();
+        OpenWindows open = null;
+        for (HealthRules.WindowKind kind : metric.kinds) {
+            long start = ts - Math.floorMod(ts, kind.sizeMs);
+            long end = start + kind.sizeMs;
+            if (end - 1 <= watermark) {
+                continue; // the window has fired: late, as Flink SQL's window aggregate drops it
+            }
+            if (open == null) {
+                open = state.value();
+                if (open == null) {
+                    open = new OpenWindows();
+                }
+            }
+            OpenWindows.Window window = open.find(kind.index, start);
+            if (window == null) {
+                window = open.add(kind.index, start, rules.slots);
+                ctx.timerService().registerEventTimeTimer(end - 1);
+            }
+            window.offerPatient(row.isNullAt(PATIENT_ID) ? null : row.getString(PATIENT_ID));
+            long high = row.getLong(EVENT_ID_HIGH);
+            long low = row.getLong(EVENT_ID_LOW);
+            for (int slot : kind.slots) {
+                int field = FIRST_READING + slot;
+                if (!row.isNullAt(field)) {
+                    window.readings(slot).put(high, low, row.getDouble(field));
+                }
+            }
+        }
+        if (open != null) {
+            state.update(open);
+        }
+    }
+
+    @Override
+    public void onTimer(long timestamp, OnTimerContext ctx, Collector<RowData> out)
+            throws Exception {
+        OpenWindows open = state.value();
+        if (open == null) {
+            return;
+        }
+        StringData device = StringData.fromString(ctx.getCurrentKey());
+        List<OpenWindows.Window> kept = new ArrayList<>(open.windows.size());
+        for (OpenWindows.Window window : open.windows) {
+            HealthRules.WindowKind kind = rules.kinds.get(window.kind);
+            if (window.start + kind.sizeMs - 1 <= timestamp) {
+                fire(kind, window, device, ctx, out);
+            } else {
+                kept.add(window);
+            }
+        }
+        if (kept.isEmpty()) {
+            state.clear();
+        } else {
+            open.windows = kept;
+            state.update(open);
+        }
+    }
+
+    private void fire(
+            HealthRules.WindowKind kind,
+            OpenWindows.Window window,
+            StringData device,
+            OnTimerContext ctx,
+            Collector<RowData> out) {
+        StringData start = time(window.start);
+        StringData end = time(window.start + kind.sizeMs);
+        StringData patient = window.patient == null ? null : StringData.fromString(window.patient);
+        for (HealthRules.Rule rule : kind.rules) {
+            DistinctEventStats.Readings readings = window.readings(rule.slot);
+            long count = readings.size;
+            BigDecimal sum = count == 0 ? null : DistinctEventStats.sum(readings);
+            Double avg = sum == null ? null : sum.doubleValue() / count;
+            GenericRowData metricRow =
+                    GenericRowData.of(
+                            start,
+                            end,
+                            device,
+                            patient,
+                            rule.metricName,
+                            count,
+                            avg,
+                            count == 0 ? null : DistinctEventStats.min(readings),
+                            count == 0 ? null : DistinctEventStats.max(readings));
+            if (rule.longWindow) {
+                ctx.output(LONG_METRICS, metricRow);
+            } else {
+                out.collect(metricRow);
+            }
+            if (sum != null && rule.breached(sum, count)) {
+                ctx.output(
+                        ALERTS,
+                        GenericRowData.of(
+                                end,
+                                start,
+                                end,
+                                device,
+                                patient,
+                                rule.alertType,
+                                avg,
+                                rule.threshold,
+                                rule.severity(sum, count)));
+            }
+        }
+    }
+
+    /** The RFC 3339 UTC text of an instant; windows of many devices end together, so cached. */
+    private StringData time(long epochMs) {
+        for (int slot = 0; slot < 2; slot++) {
+            if (formattedMs[slot] == epochMs) {
+                return formatted[slot];
+            }
+        }
+        int slot = replace;
+        replace ^= 1;
+        formattedMs[slot] = epochMs;
+        formatted[slot] = StringData.fromString(TIME_FORMAT.format(Instant.ofEpochMilli(epochMs)));
+        return formatted[slot];
+    }
+
+    /** Exact decimal of a spec value, as Flink's CAST(... AS DECIMAL(24, 6)) rounds it. */
+    static BigDecimal exact(String text) {
+        return new BigDecimal(text).setScale(6, RoundingMode.HALF_UP);
+    }
+}

@@ -1,0 +1,106 @@
+package dev.openpipe.flink;
+
+import java.io.IOException;
+import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
+import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
+import org.apache.flink.api.common.typeutils.base.TypeSerializerSingleton;
+import org.apache.flink.core.memory.DataInputView;
+import org.apache.flink.core.memory.DataOutputView;
+import org.apache.flink.types.StringValue;
+
+/**
+ * Serializer of a device's {@link OpenWindows}: the window count, then per window its kind,
+ * start, patient_id and each reading slot's readings ({@link ReadingsSerializer}'s format).
+ * {@code copy} is deep: the heap state backend copies an entry before it is changed while
+ * a checkpoint is being written.
+ */
+public final class OpenWindowsSerializer extends TypeSerializerSingleton<OpenWindows> {
+    private static final long serialVersionUID = 1L;
+    private static final ReadingsSerializer READINGS = new ReadingsSerializer();
+
+    @Override
+    public boolean isImmutableType() {
+        return false;
+    }
+
+    @Override
+    public OpenWindows createInstance() {
+        return new OpenWindows();
+    }
+
+    @Override
+    public OpenWindows copy(OpenWindows from) {
+        return from.copy();
+    }
+
+    @Override
+    public OpenWindows copy(OpenWindows from, OpenWindows reuse) {
+        return from.copy();
+    }
+
+    @Override
+    public int getLength() {
+        return -1;
+    }
+
+    @Override
+    public void serialize(OpenWindows record, DataOutputView target) throws IOException {
+        target.writeInt(record.windows.size());
+        for (OpenWindows.Window window : record.windows) {
+            target.writeInt(window.kind);
+            target.writeLong(window.start);
+            target.writeBoolean(window.patient != null);
+            if (window.patient != null) {
+                StringValue.writeString(window.patient, target);
+            }
+            target.writeInt(window.slots.length);
+            for (DistinctEventStats.Readings readings : window.slots) {
+                target.writeBoolean(readings != null);
+                if (readings != null) {
+                    READINGS.serialize(readings, target);
+                }
+            }
+        }
+    }
+
+    @Override
+    public OpenWindows deserialize(DataInputView source) throws IOException {
+        OpenWindows open = new OpenWindows();
+        int count = source.readInt();
+        for (int w = 0; w < count; w++) {
+            int kind = source.readInt();
+            long start = source.readLong();
+            String patient = source.readBoolean() ? StringValue.readString(source) : null;
+            OpenWindows.Window window = open.add(kind, start, source.readInt());
+            window.patient = patient;
+            for (int s = 0; s < window.slots.length; s++) {
+                if (source.readBoolean()) {
+                    window.slots[s] = READINGS.deserialize(source);
+                }
+            }
+        }
+        return open;
+    }
+
+    @Override
+    public OpenWindows deserialize(OpenWindows reuse, DataInputView source) throws IOException {
+        return deserialize(source);
+    }
+
+    @Override
+    public void copy(DataInputView source, DataOutputView target) throws IOException {
+        serialize(deserialize(source), target);
+    }
+
+    @Override
+    public TypeSerializerSnapshot<OpenWindows> snapshotConfiguration() {
+        return new Snapshot();
+    }
+
+    /** Serializer snapshot; the format has one version. */
+    public static final class Snapshot extends SimpleTypeSerializerSnapshot<OpenWindows> {
+        public Snapshot() {
+            super(OpenWindowsSerializer::new);
+        }
+    }
+}
