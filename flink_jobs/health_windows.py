@@ -2,8 +2,10 @@
 
 Run on a cluster with `flink run -d --python flink_jobs/health_windows.py --jarfile <kafka
 connector jar>` (FlinkService in openpipe_dagster/resources/flink.py does this). Connectors are SQL DDL
-strings built from settings; `transform` is pure Flink SQL over any table with the source
-columns (`health_sql.DECODED_COLUMNS` and `kafka_ts`), so tests feed it from values or files.
+strings built from settings; `transform` takes any table with the source columns
+(`health_sql.DECODED_COLUMNS` and `kafka_ts`), filters the valid readings in SQL and hands
+them to the keyed window operator of jvm/flink-wearables (`HealthWindows`), so tests feed it
+from values or files.
 """
 
 from __future__ import annotations
@@ -120,8 +122,8 @@ def job_parallelism(settings: Settings) -> int:
 
 
 def configure(t_env: TableEnvironment, settings: Settings) -> None:
-    """Session settings every run needs: UTC wall clock, idle-source timeout, one-phase
-    window aggregates, object reuse, the decoder jar."""
+    """Session settings every run needs: UTC wall clock, idle-source timeout, object reuse,
+    the decoder and window operator jar."""
     if not WEARABLES_JAR.exists():
         raise FileNotFoundError(
             f"{WEARABLES_JAR} is missing; run `make up` (it builds jvm/flink-wearables)."
@@ -129,12 +131,8 @@ def configure(t_env: TableEnvironment, settings: Settings) -> None:
     config = t_env.get_config()
     config.set("table.local-time-zone", "UTC")
     config.set("table.exec.source.idle-timeout", f"{settings.flink.idle_timeout_seconds} s")
-    # One-phase window aggregates: streaming in real time, a device has one or two readings
-    # per window between two flushes of a local pre-aggregate, so a local phase cut nothing
-    # (records in = records out) and shipped each reading as a serialized event_id map.
-    config.set("table.optimizer.agg-phase-strategy", "ONE_PHASE")
-    # Chained operators hand records on without a deep copy; Flink SQL's operators copy
-    # what they keep, and the format builds a new row per record.
+    # Chained operators hand records on without a deep copy; Flink SQL's operators and the
+    # window operator copy what they keep, and the format builds a new row per record.
     config.set("pipeline.object-reuse", "true")
     # Uploaded with the job next to `--jarfile`'s connector (kept: setting replaces the
     # list); setting it also loads the jar into this client for planning.
@@ -142,13 +140,10 @@ def configure(t_env: TableEnvironment, settings: Settings) -> None:
     jars = yaml.safe_load(listed) if listed.startswith("[") else listed.split(";")
     wearables = WEARABLES_JAR.resolve().as_uri()
     config.set("pipeline.jars", ";".join([*[j for j in jars if j and j != wearables], wearables]))
-    for name, java_class in (
-        (health_sql.PARSE_FUNCTION, health_sql.PARSE_FUNCTION_CLASS),
-        (health_sql.STATS_FUNCTION, health_sql.STATS_FUNCTION_CLASS),
-    ):
-        t_env.execute_sql(
-            f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA"
-        )
+    t_env.execute_sql(
+        f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {health_sql.PARSE_FUNCTION} "
+        f"AS '{health_sql.PARSE_FUNCTION_CLASS}' LANGUAGE JAVA"
+    )
 
 
 #: Job options that would name a path of the submitting machine; the cluster's own
@@ -256,7 +251,7 @@ def transform(t_env: StreamTableEnvironment, source: Table, settings: Settings) 
     return HealthTables(*(Table(table, t_env) for table in tables))
 
 
-def build_pipeline(t_env: TableEnvironment, settings: Settings):
+def build_pipeline(t_env: StreamTableEnvironment, settings: Settings):
     """Kafka source -> transform -> the three Kafka sinks, as one statement set."""
     configure(t_env, settings)
     t_env.execute_sql(kafka_source_ddl(settings))

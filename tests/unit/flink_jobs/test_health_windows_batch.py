@@ -129,6 +129,10 @@ def _dataset() -> list[tuple[bytes | None, int]]:
     sent(_hr("future", 10, 80))
     sent(_hr("future", 3600, 250), 20)
     sent(_hr("future", 30, 90))
+    # Two patient_ids in one window: the window's is the larger in code point (UTF-8 byte)
+    # order, as Flink SQL's MAX and Python order text; UTF-16 order would pick U+FFFD.
+    sent(_hr("patients", 10, 80, patient_id="patient-\ufffd"))
+    sent(_hr("patients", 20, 90, patient_id="patient-\U0001f600"))
     # Stale: more than max_age_hours behind its send time.
     sent(_hr("stale", 10, 80), 25 * 3600)
     return [(encode(event), kafka_ms) for event, kafka_ms in events]
@@ -140,10 +144,17 @@ def dataset() -> list[tuple[bytes | None, int]]:
 
 
 @pytest.fixture(scope="module")
-def outputs(settings, dataset) -> dict[str, set[tuple]]:
+def outputs_tables(settings, dataset) -> health_windows.HealthTables:
     t_env = batch_env(settings)
-    tables = health_windows.transform(t_env, values_source(t_env, dataset, settings), settings)
-    return {name: collect(table) for name, table in zip(tables._fields, tables, strict=True)}
+    return health_windows.transform(t_env, values_source(t_env, dataset, settings), settings)
+
+
+@pytest.fixture(scope="module")
+def outputs(outputs_tables) -> dict[str, set[tuple]]:
+    return {
+        name: collect(table)
+        for name, table in zip(outputs_tables._fields, outputs_tables, strict=True)
+    }
 
 
 def _metrics(outputs: dict, device: str) -> set[tuple]:
@@ -247,6 +258,19 @@ def test_future_timestamp_event_is_left_out_of_its_neighbours_and_its_own_window
         (*W1, "future", "patient-future", "heart_rate", 2, 85.0, 80.0, 90.0)
     }
     assert _alerts(outputs, "future") == set()
+
+
+def test_the_windows_patient_is_the_largest_in_code_point_order(outputs):
+    assert _metrics(outputs, "patients") == {
+        (*W1, "patients", "patient-\U0001f600", "heart_rate", 2, 85.0, 80.0, 90.0)
+    }
+
+
+def test_the_outputs_have_the_columns_of_the_contract(outputs_tables):
+    metrics_1min, metrics_10min, alerts = outputs_tables
+    assert tuple(metrics_1min.get_schema().get_field_names()) == health_windows.METRIC_COLUMNS
+    assert tuple(metrics_10min.get_schema().get_field_names()) == health_windows.METRIC_COLUMNS
+    assert tuple(alerts.get_schema().get_field_names()) == health_windows.ALERT_COLUMNS
 
 
 def test_stale_event_is_ignored(outputs):

@@ -227,9 +227,9 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
         StringData end = time(window.start + kind.sizeMs);
         StringData patient = window.patient == null ? null : StringData.fromString(window.patient);
         for (HealthRules.Rule rule : kind.rules) {
-            DistinctEventStats.Readings readings = window.readings(rule.slot);
+            EventReadings readings = window.readings(rule.slot);
             long count = readings.size;
-            BigDecimal sum = count == 0 ? null : DistinctEventStats.sum(readings);
+            BigDecimal sum = count == 0 ? null : readings.sum();
             Double avg = sum == null ? null : sum.doubleValue() / count;
             GenericRowData metricRow =
                     GenericRowData.of(
@@ -240,8 +240,8 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
                             rule.metricName,
                             count,
                             avg,
-                            count == 0 ? null : DistinctEventStats.min(readings),
-                            count == 0 ? null : DistinctEventStats.max(readings));
+                            count == 0 ? null : readings.min(),
+                            count == 0 ? null : readings.max());
             if (rule.longWindow) {
                 ctx.output(LONG_METRICS, metricRow);
             } else {

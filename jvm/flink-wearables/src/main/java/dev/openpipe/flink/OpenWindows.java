@@ -12,18 +12,18 @@ final class OpenWindows {
         final long start;
         /** The largest patient_id of the window's readings, as Flink SQL's MAX orders text. */
         String patient;
-        final DistinctEventStats.Readings[] slots;
+        final EventReadings[] slots;
 
         Window(int kind, long start, int slots) {
             this.kind = kind;
             this.start = start;
-            this.slots = new DistinctEventStats.Readings[slots];
+            this.slots = new EventReadings[slots];
         }
 
-        DistinctEventStats.Readings readings(int slot) {
-            DistinctEventStats.Readings readings = slots[slot];
+        EventReadings readings(int slot) {
+            EventReadings readings = slots[slot];
             if (readings == null) {
-                readings = new DistinctEventStats.Readings();
+                readings = new EventReadings();
                 slots[slot] = readings;
             }
             return readings;

@@ -54,7 +54,7 @@ public final class OpenWindowsSerializer extends TypeSerializerSingleton<OpenWin
                 StringValue.writeString(window.patient, target);
             }
             target.writeInt(window.slots.length);
-            for (DistinctEventStats.Readings readings : window.slots) {
+            for (EventReadings readings : window.slots) {
                 target.writeBoolean(readings != null);
                 if (readings != null) {
                     READINGS.serialize(readings, target);

@@ -8,13 +8,11 @@ import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
 
 /**
- * Serializer of the {@link DistinctEventStats} accumulator: the entry count, then the
- * event_id's 128 bits and the reading of each entry. It replaces Flink's Kryo fallback for
- * the RAW type, which wrote class names and went through reflection for every window, in
- * every checkpoint (the heap state is written whole each time) and wherever Flink moves
- * an accumulator.
+ * Serializer of the {@link EventReadings} of a window's reading slot: the entry count, then
+ * the event_id's 128 bits and the reading of each entry, with no class names or reflection
+ * (the heap state is written whole in every checkpoint).
  */
-public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEventStats.Readings> {
+public final class ReadingsSerializer extends TypeSerializerSingleton<EventReadings> {
     private static final long serialVersionUID = 3L;
 
     @Override
@@ -23,18 +21,18 @@ public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEv
     }
 
     @Override
-    public DistinctEventStats.Readings createInstance() {
-        return new DistinctEventStats.Readings();
+    public EventReadings createInstance() {
+        return new EventReadings();
     }
 
     @Override
-    public DistinctEventStats.Readings copy(DistinctEventStats.Readings from) {
+    public EventReadings copy(EventReadings from) {
         return from.copy();
     }
 
     @Override
-    public DistinctEventStats.Readings copy(
-            DistinctEventStats.Readings from, DistinctEventStats.Readings reuse) {
+    public EventReadings copy(
+            EventReadings from, EventReadings reuse) {
         return from.copy();
     }
 
@@ -44,7 +42,7 @@ public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEv
     }
 
     @Override
-    public void serialize(DistinctEventStats.Readings record, DataOutputView target)
+    public void serialize(EventReadings record, DataOutputView target)
             throws IOException {
         target.writeInt(record.size);
         for (int i = 0; i < record.size; i++) {
@@ -55,8 +53,8 @@ public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEv
     }
 
     @Override
-    public DistinctEventStats.Readings deserialize(DataInputView source) throws IOException {
-        DistinctEventStats.Readings readings = new DistinctEventStats.Readings();
+    public EventReadings deserialize(DataInputView source) throws IOException {
+        EventReadings readings = new EventReadings();
         int size = source.readInt();
         for (int i = 0; i < size; i++) {
             readings.put(source.readLong(), source.readLong(), source.readDouble());
@@ -65,8 +63,8 @@ public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEv
     }
 
     @Override
-    public DistinctEventStats.Readings deserialize(
-            DistinctEventStats.Readings reuse, DataInputView source) throws IOException {
+    public EventReadings deserialize(
+            EventReadings reuse, DataInputView source) throws IOException {
         return deserialize(source);
     }
 
@@ -80,13 +78,13 @@ public final class ReadingsSerializer extends TypeSerializerSingleton<DistinctEv
     }
 
     @Override
-    public TypeSerializerSnapshot<DistinctEventStats.Readings> snapshotConfiguration() {
+    public TypeSerializerSnapshot<EventReadings> snapshotConfiguration() {
         return new Snapshot();
     }
 
     /** Serializer snapshot; the format has one version. */
     public static final class Snapshot
-            extends SimpleTypeSerializerSnapshot<DistinctEventStats.Readings> {
+            extends SimpleTypeSerializerSnapshot<EventReadings> {
         public Snapshot() {
             super(ReadingsSerializer::new);
         }

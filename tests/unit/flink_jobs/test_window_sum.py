@@ -1,9 +1,11 @@
-"""OPENPIPE_EVENT_STATS's exact sum: each reading rounded to 6 places HALF_UP, as decimals.
+"""The window operator's exact sum: each reading rounded to 6 places HALF_UP, as decimals.
 
-The function sums in millionths when a reading has a short decimal form and falls back to
-BigDecimal otherwise; both must give what the Python reference model gives (its
-`flink_jobs.reference.exact`), including half-way cases, negative readings and
-values too large or too long for the fast path.
+`EventReadings` (jvm/flink-wearables, the readings of a window slot) sums in millionths
+when a reading has a short decimal form and falls back to BigDecimal otherwise; both must
+give what the Python reference model gives (its `flink_jobs.reference.exact`), including
+half-way cases, negative readings and values too large or too long for the fast path.
+Readings this far out of range never pass validation, so the class is driven directly,
+in the JVM the job's tests start.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import random
 from decimal import Decimal
 
 from flink_table_helpers import batch_env
-from pyflink.table import DataTypes
+from pyflink.java_gateway import get_gateway
 
-from flink_jobs import health_sql
 from flink_jobs.reference import exact
 
 EDGES = [
@@ -69,29 +70,18 @@ def _expected(readings: list[float]) -> Decimal:
 
 
 def test_the_exact_sum_rounds_each_reading_like_the_reference_model(settings):
+    batch_env(settings)  # starts the JVM with the job's jar on its class path
+    event_readings = get_gateway().jvm.dev.openpipe.flink.EventReadings
+    sums = {}
+    for g, readings in enumerate(_readings()):
+        window = event_readings()
+        for e, x in enumerate(readings):
+            window.put(0, e, float(x))
+        sums[g] = window.sum()  # py4j hands a BigDecimal over as a Decimal
     groups = _readings()
-    rows = [
-        (g, 0, e, float(x)) for g, readings in enumerate(groups) for e, x in enumerate(readings)
-    ]
-    t_env = batch_env(settings)
-    schema = DataTypes.ROW(
-        [
-            DataTypes.FIELD("grp", DataTypes.INT()),
-            DataTypes.FIELD("hi", DataTypes.BIGINT()),
-            DataTypes.FIELD("lo", DataTypes.BIGINT()),
-            DataTypes.FIELD("reading", DataTypes.DOUBLE()),
-        ]
-    )
-    t_env.create_temporary_view("readings", t_env.from_elements(rows, schema))
-    result = t_env.execute_sql(
-        f"SELECT grp, {health_sql.STATS_FUNCTION}(hi, lo, reading).reading_sum "
-        "FROM readings GROUP BY grp"
-    )
-    with result.collect() as results:
-        sums = {row[0]: row[1] for row in results}
     wrong = {
-        g: (groups[g], sums.get(g), _expected(groups[g]))
+        g: (groups[g], sums[g], _expected(groups[g]))
         for g in range(len(groups))
-        if sums.get(g) != _expected(groups[g])
+        if sums[g] != _expected(groups[g])
     }
     assert not wrong, f"{len(wrong)} of {len(groups)} sums differ: {list(wrong.items())[:5]}"
