@@ -281,3 +281,27 @@ def test_all_outputs_match_the_python_reference_model(settings, dataset, outputs
     expected = expected_outputs(settings, dataset)
     for name, rows in expected.items():
         assert outputs[name] == {rounded(r) for r in rows}, name
+
+
+def test_configured_window_lengths_and_thresholds_match_the_reference_model(settings, dataset):
+    """Heart rate and blood pressure on different lengths (two window kinds per device),
+    other thresholds and severity bands: the operator reads them all from the settings."""
+    flink = settings.flink.model_copy(
+        update={
+            "heart_rate_window_s": 120,
+            "blood_pressure_window_s": 30,
+            "blood_sugar_window_s": 300,
+            "severity_high_ratio": 1.05,
+            "thresholds": settings.flink.thresholds.model_copy(
+                update={"heart_rate_bpm": 95.5, "glucose_mg_dl": 175.25}
+            ),
+        }
+    )
+    changed = settings.model_copy(update={"flink": flink})
+    t_env = batch_env(changed)
+    tables = health_windows.transform(t_env, values_source(t_env, dataset, changed), changed)
+    got = {name: collect(table) for name, table in zip(tables._fields, tables, strict=True)}
+    expected = expected_outputs(changed, dataset)
+    assert got["metrics_1min"], "the dataset has short windows"
+    for name, rows in expected.items():
+        assert got[name] == {rounded(r) for r in rows}, name
