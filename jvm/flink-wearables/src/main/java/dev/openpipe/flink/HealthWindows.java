@@ -137,9 +137,9 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
 
     @Override
     public void open(OpenContext context) {
-        state =
-                getRuntimeContext()
-                        .getState(new ValueStateDescriptor<>("open-windows", new OpenWindowsSerializer()));
+        ValueStateDescriptor<OpenWindows> descriptor =
+                new ValueStateDescriptor<>("open-windows", new OpenWindowsSerializer());
+        state = getRuntimeContext().getState(descriptor);
         rules.prepare();
         formattedMs = new long[] {Long.MIN_VALUE, Long.MIN_VALUE};
         formatted = new StringData[2];
