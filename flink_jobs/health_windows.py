@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 #: savepoints in its own configured directories (the job never names a local path).
 STATE_DIR = REPO_ROOT / ".openpipe" / "flink"
 CONNECTOR_JAR = FLINK_JARS / "flink-sql-connector-kafka-5.0.0-2.2.jar"
-#: The `openpipe-wearable` format and parse function, uploaded with the job like the connector.
+#: The `openpipe-wearable` format, its parse function and the window operator, uploaded with
+#: the job like the connector.
 WEARABLES_JAR = FLINK_JARS / WEARABLES_JAR_NAME
 
 METRIC_COLUMNS = (
@@ -251,9 +252,13 @@ def transform(t_env: StreamTableEnvironment, source: Table, settings: Settings) 
     return HealthTables(*(Table(table, t_env) for table in tables))
 
 
-def build_pipeline(t_env: StreamTableEnvironment, settings: Settings):
+def build_pipeline(
+    t_env: StreamTableEnvironment, settings: Settings, overrides: dict[str, str] | None = None
+):
     """Kafka source -> transform -> the three Kafka sinks, as one statement set."""
     configure(t_env, settings)
+    for key, value in (overrides or {}).items():  # after configure's, so they win
+        t_env.get_config().set(key, value)
     t_env.execute_sql(kafka_source_ddl(settings))
     topics = settings.kafka.topics
     sinks = {
@@ -301,10 +306,10 @@ def main() -> None:
     extra = orjson.loads(os.environ.get(EXTRA_OPTIONS_ENV) or "{}")
     if extra:
         logger.info("extra job options from %s: %s", EXTRA_OPTIONS_ENV, extra)
-    # The extra options last, so they win over the job's own.
-    options = {**cluster_job_options(settings), **{k: str(v) for k, v in extra.items()}}
-    t_env = stream_table_env(options)
-    result = build_pipeline(t_env, settings).execute()
+    # The extra options last, so they win over the job's own (also over `configure`'s).
+    overrides = {key: str(value) for key, value in extra.items()}
+    t_env = stream_table_env({**cluster_job_options(settings), **overrides})
+    result = build_pipeline(t_env, settings, overrides).execute()
     client = result.get_job_client()
     logger.info(
         "submitted %s as job %s", job_name(settings), client.get_job_id() if client else "?"

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import dagster as dg
+import orjson
 import pytest
 from crafted import (
     BASE_MS,
@@ -21,6 +22,7 @@ from crafted import (
 )
 from flink_support import consume_until, produce
 
+from flink_jobs.reference import wearable_event
 from openpipe import kafka
 from openpipe.sinks import SINKS
 from openpipe.sinks.drain import drain_topic
@@ -111,16 +113,35 @@ def test_taskmanager_killed_mid_stream_recovers_exactly(isolated_job):
     pid = stack_flink.TASKMANAGER.pid()
     assert pid, "the stack's TaskManager is not running"
     os.kill(pid, signal.SIGKILL)
-    produce(job.settings, messages[half:] + flush(prefix, base + 3_600_000, partitions))
+    # A reading for a window that fired before the checkpoint, alone in its partition, so
+    # the restored job reads it before any watermark: it must stay late. (The operator's
+    # watermark starts from nothing after a restore; unless the job keeps the one it judged
+    # lateness by, the window opens again and fires a second, partial row.)
+    device = f"{prefix}-d0"
+    late = wearable_event(device, "heart_rate", base + 5_000, heart_rate_bpm=200)
+    produce(job.settings, [(0, device, orjson.dumps(late), base + 6 * 60_000)])
     time.sleep(5)
     if not stack_flink.TASKMANAGER.running():
         stack_flink.start_taskmanager()
+    _wait_all_tasks_running(job.service, running.job_id)
+    time.sleep(3)  # the late reading is read and judged alone
+    produce(job.settings, messages[half:] + flush(prefix, base + 3_600_000, partitions))
     expected = expected_rows(job, messages, prefix)
     total = sum(len(rows) for rows in expected.values())
     got = output_rows(consume_until(output_topics(job), prefix, total, timeout_s=240), job, prefix)
     for name in expected:
         assert rounded(got[name]) == expected[name], name
     assert job.service.status().job_id == running.job_id  # recovered in place, not redeployed
+
+
+def _wait_all_tasks_running(service, job_id: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        vertices = service._get(f"/jobs/{job_id}")["vertices"]
+        if vertices and all(v["status"] == "RUNNING" for v in vertices):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id}: not every task RUNNING within {timeout_s:.0f} s")
 
 
 def test_supervisor_brings_a_cancelled_job_back(isolated_job):

@@ -133,6 +133,12 @@ def _dataset() -> list[tuple[bytes | None, int]]:
     # order, as Flink SQL's MAX and Python order text; UTF-16 order would pick U+FFFD.
     sent(_hr("patients", 10, 80, patient_id="patient-\ufffd"))
     sent(_hr("patients", 20, 90, patient_id="patient-\U0001f600"))
+    # One device with every metric and two minutes: its windows of different kinds and ends
+    # are open together, and each timer fires only the windows that have ended.
+    sent(_hr("mixed", 10, 101))
+    sent(_bp("mixed", 20, 141, 80))
+    sent(_sugar("mixed", 30, 185), 30)
+    sent(_hr("mixed", 70, 90), 70)
     # Stale: more than max_age_hours behind its send time.
     sent(_hr("stale", 10, 80), 25 * 3600)
     return [(encode(event), kafka_ms) for event, kafka_ms in events]
@@ -273,6 +279,22 @@ def test_the_outputs_have_the_columns_of_the_contract(outputs_tables):
     assert tuple(alerts.get_schema().get_field_names()) == health_windows.ALERT_COLUMNS
 
 
+def test_each_window_of_a_device_fires_on_its_own_end(outputs):
+    second = ("2025-03-01T12:01:00.000Z", "2025-03-01T12:02:00.000Z")
+    assert _metrics(outputs, "mixed") == {
+        (*W1, "mixed", "patient-mixed", "heart_rate", 1, 101.0, 101.0, 101.0),
+        (*second, "mixed", "patient-mixed", "heart_rate", 1, 90.0, 90.0, 90.0),
+        (*W1, "mixed", "patient-mixed", "bp_systolic", 1, 141.0, 141.0, 141.0),
+        (*W1, "mixed", "patient-mixed", "bp_diastolic", 1, 80.0, 80.0, 80.0),
+        (*W10, "mixed", "patient-mixed", "blood_sugar", 1, 185.0, 185.0, 185.0),
+    }
+    assert {(r[1], r[5]) for r in _alerts(outputs, "mixed")} == {
+        (W1[0], "elevated_heart_rate"),
+        (W1[0], "elevated_bp_systolic"),
+        (W10[0], "elevated_blood_sugar"),
+    }
+
+
 def test_stale_event_is_ignored(outputs):
     assert _metrics(outputs, "stale") == set()
 
@@ -284,8 +306,8 @@ def test_all_outputs_match_the_python_reference_model(settings, dataset, outputs
 
 
 def test_configured_window_lengths_and_thresholds_match_the_reference_model(settings, dataset):
-    """Heart rate and blood pressure on different lengths (two window kinds per device),
-    other thresholds and severity bands: the operator reads them all from the settings."""
+    """Heart rate, blood pressure and sugar on other lengths (120, 30 and 300 s), other
+    thresholds and severity bands: the operator reads them all from the settings."""
     flink = settings.flink.model_copy(
         update={
             "heart_rate_window_s": 120,

@@ -53,18 +53,18 @@ final class HealthRules implements Serializable {
             return strict ? side > 0 : side >= 0;
         }
 
-        StringData severity(BigDecimal sum, long count) {
+        /** 0 critical, 1 high, 2 warning: the index into {@link #severities}. */
+        int severity(BigDecimal sum, long count) {
             BigDecimal n = BigDecimal.valueOf(count);
             if (sum.compareTo(critical.multiply(n)) >= 0) {
-                return CRITICAL;
+                return 0;
             }
-            return sum.compareTo(high.multiply(n)) >= 0 ? HIGH : WARNING;
+            return sum.compareTo(high.multiply(n)) >= 0 ? 1 : 2;
         }
     }
 
-    private static final StringData CRITICAL = StringData.fromString("critical");
-    private static final StringData HIGH = StringData.fromString("high");
-    private static final StringData WARNING = StringData.fromString("warning");
+    /** The severities as Flink's text, made per operator instance ({@link #prepare}). */
+    transient StringData[] severities;
 
     /** The windows of one event metric and length, and the rules they serve. */
     static final class WindowKind implements Serializable {
@@ -115,6 +115,12 @@ final class HealthRules implements Serializable {
 
     /** Makes the text values Flink's rows carry (StringData is not Serializable). */
     void prepare() {
+        severities =
+                new StringData[] {
+                    StringData.fromString("critical"),
+                    StringData.fromString("high"),
+                    StringData.fromString("warning")
+                };
         for (EventMetric metric : metrics) {
             metric.name = StringData.fromString(metric.text);
         }

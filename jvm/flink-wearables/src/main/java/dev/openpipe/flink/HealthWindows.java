@@ -7,11 +7,19 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.flink.api.common.RuntimeExecutionMode;
 import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.configuration.ExecutionOptions;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
@@ -44,7 +52,8 @@ import org.apache.flink.util.OutputTag;
  * judged on them (sum above threshold x count), so an average at a threshold is judged the
  * same in any order of arrival.
  */
-public final class HealthWindows extends KeyedProcessFunction<String, RowData, RowData> {
+public final class HealthWindows extends KeyedProcessFunction<String, RowData, RowData>
+        implements CheckpointedFunction {
     private static final long serialVersionUID = 1L;
 
     static final int EVENT_ID_HIGH = 0;
@@ -53,6 +62,9 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
     static final int PATIENT_ID = 3;
     static final int METRIC = 4;
     static final int FIRST_READING = 5;
+    /** The input's first columns, at the positions above; the reading slots and event_ts follow. */
+    static final List<String> INPUT_COLUMNS =
+            List.of("event_id_high", "event_id_low", "device_id", "patient_id", "metric");
 
     static final DataType METRIC_ROW =
             DataTypes.ROW(
@@ -86,6 +98,15 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
 
     private final HealthRules rules;
     private transient ValueState<OpenWindows> state;
+    /**
+     * The watermark this subtask has judged lateness by, kept in checkpoints: after a restore
+     * the timer service's watermark starts from nothing, and a reading replayed for a window
+     * that fired before the failure must stay late, or its window would fire again, partial.
+     * Restored as the smallest of the subtasks' values, as Flink SQL's window operators do.
+     */
+    private transient long progress;
+    private transient ListState<Long> progressState;
+    private transient Counter lateDropped;
     /** The last two instants written as text, and their text (a window's start and end). */
     private transient long[] formattedMs;
     private transient StringData[] formatted;
@@ -93,10 +114,16 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
 
     /** Where event_ts is: after the reading slots (the record's timestamp too, when streaming). */
     private final int eventTimeField;
+    /**
+     * False in batch execution, where nothing is late: Flink then runs key after key and
+     * fires each key's timers at its end, so a timer's time says nothing about the next key.
+     */
+    private final boolean streaming;
 
-    HealthWindows(HealthRules rules) {
+    HealthWindows(HealthRules rules, boolean streaming) {
         this.rules = rules;
         this.eventTimeField = FIRST_READING + rules.slots;
+        this.streaming = streaming;
     }
 
     /**
@@ -107,11 +134,23 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
      */
     public static Table[] apply(StreamTableEnvironment tEnv, Table readings, String rulesSpec) {
         HealthRules rules = HealthRules.parse(rulesSpec);
+        List<String> expected = new ArrayList<>(INPUT_COLUMNS);
+        for (int i = 1; i <= rules.slots; i++) {
+            expected.add("reading_" + i);
+        }
+        expected.add("event_ts");
+        List<String> columns = readings.getResolvedSchema().getColumnNames();
+        if (!columns.equals(expected)) {
+            throw new IllegalArgumentException(
+                    "HealthWindows reads the columns " + expected + " by position; got " + columns);
+        }
+        boolean streaming =
+                tEnv.getConfig().get(ExecutionOptions.RUNTIME_MODE) != RuntimeExecutionMode.BATCH;
         DataType rowType = readings.getResolvedSchema().toPhysicalRowDataType();
         DataStream<RowData> rows = tEnv.toDataStream(readings, rowType.bridgedTo(RowData.class));
         SingleOutputStreamOperator<RowData> windows =
                 rows.keyBy(new DeviceKey(), Types.STRING)
-                        .process(new HealthWindows(rules), rowInfo(METRIC_ROW))
+                        .process(new HealthWindows(rules, streaming), rowInfo(METRIC_ROW))
                         .name("health-windows")
                         .uid("health-windows");
         return new Table[] {
@@ -141,8 +180,29 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
                 new ValueStateDescriptor<>("open-windows", new OpenWindowsSerializer());
         state = getRuntimeContext().getState(descriptor);
         rules.prepare();
+        lateDropped = getRuntimeContext().getMetricGroup().counter("numLateRecordsDropped");
         formattedMs = new long[] {Long.MIN_VALUE, Long.MIN_VALUE};
         formatted = new StringData[2];
+    }
+
+    @Override
+    public void initializeState(FunctionInitializationContext context) throws Exception {
+        progressState =
+                context.getOperatorStateStore()
+                        .getUnionListState(new ListStateDescriptor<>("lateness-watermark", Types.LONG));
+        progress = Long.MIN_VALUE;
+        if (context.isRestored()) {
+            long smallest = Long.MAX_VALUE;
+            for (Long value : progressState.get()) {
+                smallest = Math.min(smallest, value);
+            }
+            progress = smallest == Long.MAX_VALUE ? Long.MIN_VALUE : smallest;
+        }
+    }
+
+    @Override
+    public void snapshotState(FunctionSnapshotContext context) throws Exception {
+        progressState.update(List.of(progress));
     }
 
     @Override
@@ -158,13 +218,16 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
             return;
         }
         long ts = row.getTimestamp(eventTimeField, 3).getMillisecond();
-        long watermark = ctx.timerService().currentWatermark();
+        if (streaming) {
+            progress = Math.max(progress, ctx.timerService().currentWatermark());
+        }
         OpenWindows open = null;
         for (HealthRules.WindowKind kind : metric.kinds) {
             long start = ts - Math.floorMod(ts, kind.sizeMs);
             long end = start + kind.sizeMs;
-            if (end - 1 <= watermark) {
-                continue; // the window has fired: late, as Flink SQL's window aggregate drops it
+            if (end - 1 <= progress) {
+                lateDropped.inc(); // its window has fired: Flink SQL's window aggregate drops it too
+                continue;
             }
             if (open == null) {
                 open = state.value();
@@ -195,24 +258,31 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
     @Override
     public void onTimer(long timestamp, OnTimerContext ctx, Collector<RowData> out)
             throws Exception {
+        if (streaming) {
+            progress = Math.max(progress, timestamp); // the watermark has passed it
+        }
         OpenWindows open = state.value();
         if (open == null) {
             return;
         }
         StringData device = StringData.fromString(ctx.getCurrentKey());
-        List<OpenWindows.Window> kept = new ArrayList<>(open.windows.size());
-        for (OpenWindows.Window window : open.windows) {
+        // Fire the windows that end by now and keep the others in place, in their order: a
+        // device catching up on a backlog can hold many windows, one timer each.
+        List<OpenWindows.Window> windows = open.windows;
+        int kept = 0;
+        for (int i = 0; i < windows.size(); i++) {
+            OpenWindows.Window window = windows.get(i);
             HealthRules.WindowKind kind = rules.kinds.get(window.kind);
             if (window.start + kind.sizeMs - 1 <= timestamp) {
                 fire(kind, window, device, ctx, out);
             } else {
-                kept.add(window);
+                windows.set(kept++, window);
             }
         }
-        if (kept.isEmpty()) {
+        if (kept == 0) {
             state.clear();
         } else {
-            open.windows = kept;
+            windows.subList(kept, windows.size()).clear();
             state.update(open);
         }
     }
@@ -225,7 +295,7 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
             Collector<RowData> out) {
         StringData start = time(window.start);
         StringData end = time(window.start + kind.sizeMs);
-        StringData patient = window.patient == null ? null : StringData.fromString(window.patient);
+        StringData patient = window.patient;
         for (HealthRules.Rule rule : kind.rules) {
             EventReadings readings = window.readings(rule.slot);
             long count = readings.size;
@@ -259,7 +329,7 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
                                 rule.alertType,
                                 avg,
                                 rule.threshold,
-                                rule.severity(sum, count)));
+                                rules.severities[rule.severity(sum, count)]));
             }
         }
     }

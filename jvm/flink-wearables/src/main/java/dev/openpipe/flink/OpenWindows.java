@@ -3,6 +3,7 @@ package dev.openpipe.flink;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.binary.BinaryStringData;
 
 /** A device's open windows in {@link HealthWindows}: usually one or two per event metric. */
 final class OpenWindows {
@@ -10,8 +11,11 @@ final class OpenWindows {
     static final class Window {
         final int kind;
         final long start;
-        /** The largest patient_id of the window's readings, as Flink SQL's MAX orders text. */
-        String patient;
+        /**
+         * The largest patient_id of the window's readings, as Flink SQL's MAX orders text: by
+         * its UTF-8 bytes, unsigned, which is code point order.
+         */
+        BinaryStringData patient;
         final EventReadings[] slots;
 
         Window(int kind, long start, int slots) {
@@ -29,13 +33,14 @@ final class OpenWindows {
             return readings;
         }
 
+        /** Keeps {@code candidate} if it is larger; a copy, as the input row is reused. */
         void offerPatient(StringData candidate) {
             if (candidate == null) {
                 return;
             }
-            String text = candidate.toString();
-            if (patient == null || compareCodePoints(text, patient) > 0) {
-                patient = text;
+            BinaryStringData text = (BinaryStringData) candidate;
+            if (patient == null || text.compareTo(patient) > 0) {
+                patient = text.copy();
             }
         }
 
@@ -51,8 +56,10 @@ final class OpenWindows {
 
     List<Window> windows = new ArrayList<>(2);
 
+    /** The window of this kind and start, if open; the newest first, where readings go. */
     Window find(int kind, long start) {
-        for (Window window : windows) {
+        for (int i = windows.size() - 1; i >= 0; i--) {
+            Window window = windows.get(i);
             if (window.kind == kind && window.start == start) {
                 return window;
             }
@@ -72,21 +79,5 @@ final class OpenWindows {
             copy.windows.add(window.copy());
         }
         return copy;
-    }
-
-    /** Code point order, which is the byte order of UTF-8 that Flink SQL compares text in. */
-    static int compareCodePoints(String a, String b) {
-        int i = 0;
-        int j = 0;
-        while (i < a.length() && j < b.length()) {
-            int x = a.codePointAt(i);
-            int y = b.codePointAt(j);
-            if (x != y) {
-                return Integer.compare(x, y);
-            }
-            i += Character.charCount(x);
-            j += Character.charCount(y);
-        }
-        return Integer.compare(a.length() - i, b.length() - j);
     }
 }

@@ -6,11 +6,11 @@ import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.base.TypeSerializerSingleton;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
-import org.apache.flink.types.StringValue;
+import org.apache.flink.table.data.binary.BinaryStringData;
 
 /**
  * Serializer of a device's {@link OpenWindows}: the window count, then per window its kind,
- * start, patient_id and each reading slot's readings ({@link ReadingsSerializer}'s format).
+ * start, patient_id (its UTF-8 bytes) and each reading slot's readings ({@link ReadingsSerializer}'s format).
  * {@code copy} is deep: the heap state backend copies an entry before it is changed while
  * a checkpoint is being written.
  */
@@ -51,7 +51,9 @@ public final class OpenWindowsSerializer extends TypeSerializerSingleton<OpenWin
             target.writeLong(window.start);
             target.writeBoolean(window.patient != null);
             if (window.patient != null) {
-                StringValue.writeString(window.patient, target);
+                byte[] bytes = window.patient.toBytes();
+                target.writeInt(bytes.length);
+                target.write(bytes);
             }
             target.writeInt(window.slots.length);
             for (EventReadings readings : window.slots) {
@@ -70,7 +72,7 @@ public final class OpenWindowsSerializer extends TypeSerializerSingleton<OpenWin
         for (int w = 0; w < count; w++) {
             int kind = source.readInt();
             long start = source.readLong();
-            String patient = source.readBoolean() ? StringValue.readString(source) : null;
+            BinaryStringData patient = source.readBoolean() ? readText(source) : null;
             OpenWindows.Window window = open.add(kind, start, source.readInt());
             window.patient = patient;
             for (int s = 0; s < window.slots.length; s++) {
@@ -80,6 +82,12 @@ public final class OpenWindowsSerializer extends TypeSerializerSingleton<OpenWin
             }
         }
         return open;
+    }
+
+    private static BinaryStringData readText(DataInputView source) throws IOException {
+        byte[] bytes = new byte[source.readInt()];
+        source.readFully(bytes);
+        return BinaryStringData.fromBytes(bytes);
     }
 
     @Override
