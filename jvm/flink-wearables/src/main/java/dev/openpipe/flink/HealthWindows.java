@@ -11,9 +11,10 @@ import org.apache.flink.api.common.RuntimeExecutionMode;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
-import org.apache.flink.api.common.state.ValueState;
-import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.ExecutionOptions;
 import org.apache.flink.metrics.Counter;
@@ -97,7 +98,8 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
             DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").withZone(ZoneOffset.UTC);
 
     private final HealthRules rules;
-    private transient ValueState<OpenWindows> state;
+    /** The device's open windows by {@link #windowKey}: one entry read and written per reading. */
+    private transient MapState<Long, OpenWindow> windows;
     /**
      * The watermark this subtask has judged lateness by, kept in checkpoints: after a restore
      * the timer service's watermark starts from nothing, and a reading replayed for a window
@@ -176,9 +178,10 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
 
     @Override
     public void open(OpenContext context) {
-        ValueStateDescriptor<OpenWindows> descriptor =
-                new ValueStateDescriptor<>("open-windows", new OpenWindowsSerializer());
-        state = getRuntimeContext().getState(descriptor);
+        MapStateDescriptor<Long, OpenWindow> descriptor =
+                new MapStateDescriptor<>(
+                        "open-windows", LongSerializer.INSTANCE, new OpenWindowSerializer());
+        windows = getRuntimeContext().getMapState(descriptor);
         rules.prepare();
         lateDropped = getRuntimeContext().getMetricGroup().counter("numLateRecordsDropped");
         formattedMs = new long[] {Long.MIN_VALUE, Long.MIN_VALUE};
@@ -221,7 +224,6 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
         if (streaming) {
             progress = Math.max(progress, ctx.timerService().currentWatermark());
         }
-        OpenWindows open = null;
         for (HealthRules.WindowKind kind : metric.kinds) {
             long start = ts - Math.floorMod(ts, kind.sizeMs);
             long end = start + kind.sizeMs;
@@ -229,15 +231,10 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
                 lateDropped.inc(); // its window has fired: Flink SQL's window aggregate drops it too
                 continue;
             }
-            if (open == null) {
-                open = state.value();
-                if (open == null) {
-                    open = new OpenWindows();
-                }
-            }
-            OpenWindows.Window window = open.find(kind.index, start);
+            long key = windowKey(kind, start);
+            OpenWindow window = windows.get(key);
             if (window == null) {
-                window = open.add(kind.index, start, rules.slots);
+                window = new OpenWindow(kind.index, start, rules.slots);
                 ctx.timerService().registerEventTimeTimer(end - 1);
             }
             window.offerPatient(row.isNullAt(PATIENT_ID) ? null : row.getString(PATIENT_ID));
@@ -249,10 +246,13 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
                     window.readings(slot).put(high, low, row.getDouble(field));
                 }
             }
+            windows.put(key, window);
         }
-        if (open != null) {
-            state.update(open);
-        }
+    }
+
+    /** A window's state key: its start and kind, one number (start is a multiple of its length). */
+    private long windowKey(HealthRules.WindowKind kind, long start) {
+        return start * rules.kinds.size() + kind.index;
     }
 
     @Override
@@ -261,35 +261,28 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
         if (streaming) {
             progress = Math.max(progress, timestamp); // the watermark has passed it
         }
-        OpenWindows open = state.value();
-        if (open == null) {
-            return;
-        }
-        StringData device = StringData.fromString(ctx.getCurrentKey());
-        // Fire the windows that end by now and keep the others in place, in their order: a
-        // device catching up on a backlog can hold many windows, one timer each.
-        List<OpenWindows.Window> windows = open.windows;
-        int kept = 0;
-        for (int i = 0; i < windows.size(); i++) {
-            OpenWindows.Window window = windows.get(i);
-            HealthRules.WindowKind kind = rules.kinds.get(window.kind);
-            if (window.start + kind.sizeMs - 1 <= timestamp) {
-                fire(kind, window, device, ctx, out);
-            } else {
-                windows.set(kept++, window);
+        // The windows ending at this timer: of each kind, the one that starts a length earlier.
+        StringData device = null;
+        for (HealthRules.WindowKind kind : rules.kinds) {
+            long start = timestamp + 1 - kind.sizeMs;
+            if (Math.floorMod(start, kind.sizeMs) != 0) {
+                continue;
             }
-        }
-        if (kept == 0) {
-            state.clear();
-        } else {
-            windows.subList(kept, windows.size()).clear();
-            state.update(open);
+            long key = windowKey(kind, start);
+            OpenWindow window = windows.get(key);
+            if (window != null) {
+                if (device == null) {
+                    device = StringData.fromString(ctx.getCurrentKey());
+                }
+                fire(kind, window, device, ctx, out);
+                windows.remove(key);
+            }
         }
     }
 
     private void fire(
             HealthRules.WindowKind kind,
-            OpenWindows.Window window,
+            OpenWindow window,
             StringData device,
             OnTimerContext ctx,
             Collector<RowData> out) {
