@@ -122,9 +122,11 @@ def job_parallelism(settings: Settings) -> int:
     return settings.flink.job_parallelism or settings.kafka.partitions
 
 
-def configure(t_env: TableEnvironment, settings: Settings) -> None:
+def configure(
+    t_env: TableEnvironment, settings: Settings, overrides: dict[str, str] | None = None
+) -> None:
     """Session settings every run needs: UTC wall clock, idle-source timeout, object reuse,
-    the decoder and window operator jar."""
+    the decoder and window operator jar; then `overrides` (benchmark options), which win."""
     if not WEARABLES_JAR.exists():
         raise FileNotFoundError(
             f"{WEARABLES_JAR} is missing; run `make up` (it builds jvm/flink-wearables)."
@@ -141,6 +143,8 @@ def configure(t_env: TableEnvironment, settings: Settings) -> None:
     jars = yaml.safe_load(listed) if listed.startswith("[") else listed.split(";")
     wearables = WEARABLES_JAR.resolve().as_uri()
     config.set("pipeline.jars", ";".join([*[j for j in jars if j and j != wearables], wearables]))
+    for key, value in (overrides or {}).items():
+        config.set(key, value)
     t_env.execute_sql(
         f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {health_sql.PARSE_FUNCTION} "
         f"AS '{health_sql.PARSE_FUNCTION_CLASS}' LANGUAGE JAVA"
@@ -256,9 +260,7 @@ def build_pipeline(
     t_env: StreamTableEnvironment, settings: Settings, overrides: dict[str, str] | None = None
 ):
     """Kafka source -> transform -> the three Kafka sinks, as one statement set."""
-    configure(t_env, settings)
-    for key, value in (overrides or {}).items():  # after configure's, so they win
-        t_env.get_config().set(key, value)
+    configure(t_env, settings, overrides)
     t_env.execute_sql(kafka_source_ddl(settings))
     topics = settings.kafka.topics
     sinks = {

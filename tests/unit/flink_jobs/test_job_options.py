@@ -81,3 +81,11 @@ def test_the_pass_through_ceiling_writes_raw_bytes_batched_like_the_job(settings
     assert "'topic' = 'bench-pass'" in ddl and "'format' = 'raw'" in ddl
     assert "'sink.delivery-guarantee' = 'at-least-once'" in ddl
     assert "'connector' = 'blackhole'" in raw_ceiling.sink_ddl(settings, None)
+
+
+def test_benchmark_overrides_win_over_the_jobs_own_session_settings(settings):
+    t_env = health_windows.stream_table_env({"pipeline.object-reuse": "false"})
+    health_windows.configure(t_env, settings, {"pipeline.object-reuse": "false"})
+    assert t_env.get_config().get("pipeline.object-reuse", None) == "false"
+    health_windows.configure(t_env, settings)
+    assert t_env.get_config().get("pipeline.object-reuse", None) == "true"
