@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from flink_table_helpers import encode, ms, rounded, source_row
+from flink_table_helpers import T0_MS, encode, ms, rounded, source_row
 
 from flink_jobs import health_sql, health_windows
 from flink_jobs.reference import wearable_event
@@ -54,14 +54,17 @@ def _window(start_s: int, count: int, values: list[float]) -> tuple:
     )
 
 
-def _run(settings, folder: Path, watermark: str) -> set[tuple]:
+def _run(settings, folder: Path, watermark: str, stream: list | None = None) -> set[tuple]:
+    """The 1-minute windows of `stream` ((event, Kafka send time in ms) rows; STREAM if None)."""
+    if stream is None:
+        stream = [(event, ms(sent_s)) for event, sent_s in STREAM]
     folder.mkdir()
     with (folder / "part-0.json").open("wb") as out:
-        for event, sent_s in STREAM:
-            payload, _ = source_row(encode(event), ms(sent_s))
+        for event, sent_ms in stream:
+            payload, _ = source_row(encode(event), sent_ms)
             line = {
                 "payload": base64.b64encode(payload).decode(),
-                "kafka_ts": format_event_time(ms(sent_s)),
+                "kafka_ts": format_event_time(sent_ms),
             }
             out.write(orjson.dumps(line) + b"\n")
     t_env = health_windows.stream_table_env(
@@ -110,3 +113,24 @@ def test_naive_watermark_would_drop_on_time_events(settings, tmp_path):
     delay_ms = settings.flink.watermark_delay_seconds * 1000
     naive = _run(settings, tmp_path / "naive", f"TIMESTAMPADD(MILLISECOND, -{delay_ms}, event_ts)")
     assert _window(60, 4, [80, 100, 130, 150]) not in naive
+
+
+@pytest.mark.parametrize(("watermark_ms", "late"), [(59_999, True), (59_998, False)])
+def test_a_reading_is_late_once_the_watermark_reaches_its_window_end_minus_one(
+    settings, tmp_path, watermark_ms, late
+):
+    """Flink SQL's rule, kept by the window operator: window [0, 60 s) has fired when the
+    watermark is 59.999 s, so a reading for it after that is left out; at 59.998 s it is in."""
+    delay_ms = settings.flink.watermark_delay_seconds * 1000
+
+    def hr(at_ms: int, bpm: float) -> tuple[dict, int]:  # sent at its event time
+        return wearable_event("wm", "heart_rate", T0_MS + at_ms, heart_rate_bpm=bpm), T0_MS + at_ms
+
+    stream = [
+        hr(10_000, 60),
+        hr(watermark_ms + delay_ms, 70),  # moves the watermark to watermark_ms
+        (hr(30_000, 80)[0], T0_MS + watermark_ms + delay_ms),  # for [0, 60 s), sent after
+    ]
+    windows = _run(settings, tmp_path / "edge", health_sql.watermark_sql(settings), stream)
+    first = _window(0, 1, [60]) if late else _window(0, 2, [60, 80])
+    assert windows == {first, _window(60, 1, [70])}
