@@ -7,7 +7,7 @@ import org.apache.flink.table.data.binary.BinaryStringData;
  * One open window of a device in {@link HealthWindows}: its kind (event metric and length),
  * start, patient_id and the readings of each reading slot.
  */
-final class OpenWindow {
+public final class OpenWindow {
     final int kind;
     final long start;
     /**
@@ -18,13 +18,14 @@ final class OpenWindow {
 
     final EventReadings[] slots;
 
-    OpenWindow(int kind, long start, int slots) {
+    public OpenWindow(int kind, long start, int slots) {
         this.kind = kind;
         this.start = start;
         this.slots = new EventReadings[slots];
     }
 
-    EventReadings readings(int slot) {
+    /** The readings of a slot, made empty on first use. */
+    public EventReadings readings(int slot) {
         EventReadings readings = slots[slot];
         if (readings == null) {
             readings = new EventReadings();
@@ -34,7 +35,7 @@ final class OpenWindow {
     }
 
     /** Keeps {@code candidate} if it is larger; a copy, as the input row is reused. */
-    void offerPatient(StringData candidate) {
+    public void offerPatient(StringData candidate) {
         if (candidate == null) {
             return;
         }
