@@ -101,10 +101,13 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
     /** The device's open windows by {@link #windowKey}: one entry read and written per reading. */
     private transient MapState<Long, OpenWindow> windows;
     /**
-     * The watermark this subtask has judged lateness by, kept in checkpoints: after a restore
-     * the timer service's watermark starts from nothing, and a reading replayed for a window
-     * that fired before the failure must stay late, or its window would fire again, partial.
-     * Restored as the smallest of the subtasks' values, as Flink SQL's window operators do.
+     * The watermark this subtask has judged lateness by (the last one it saw with a reading or
+     * a timer), kept in checkpoints: after a restore the timer service's watermark starts from
+     * nothing, and a reading replayed for a window that fired before the failure must stay
+     * late, or its window would fire again, partial. Restored as the largest of the
+     * subtasks' values: every subtask had received the same watermarks before the
+     * checkpoint's barriers, so each had passed the largest one any of them saw; a subtask
+     * with no device saw none, and the smallest value would have been nothing.
      */
     private transient long progress;
     private transient ListState<Long> progressState;
@@ -194,12 +197,8 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
                 context.getOperatorStateStore()
                         .getUnionListState(new ListStateDescriptor<>("lateness-watermark", Types.LONG));
         progress = Long.MIN_VALUE;
-        if (context.isRestored()) {
-            long smallest = Long.MAX_VALUE;
-            for (Long value : progressState.get()) {
-                smallest = Math.min(smallest, value);
-            }
-            progress = smallest == Long.MAX_VALUE ? Long.MIN_VALUE : smallest;
+        for (Long value : progressState.get()) { // empty unless restored
+            progress = Math.max(progress, value);
         }
     }
 
