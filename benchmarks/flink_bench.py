@@ -196,21 +196,6 @@ def _fleet_readings(
     return messages[:events], t
 
 
-def _all_running_ms(service: FlinkService, job_id: str, timeout_s: float = 180) -> int:
-    """When the job's last task switched to RUNNING (Flink's own timestamp, epoch ms)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        vertices = service._get(f"/jobs/{job_id}")["vertices"]
-        stamps = []
-        for vertex in vertices:
-            times = service._get(f"/jobs/{job_id}/vertices/{vertex['id']}/subtasktimes")
-            stamps += [s["timestamps"].get("RUNNING", 0) for s in times["subtasks"]]
-        if stamps and all(stamps):
-            return max(stamps)
-        time.sleep(0.5)
-    raise RuntimeError(f"job {job_id}: not every task RUNNING after {timeout_s:.0f} s")
-
-
 def _service(settings: Settings) -> FlinkService:
     return FlinkService(
         rest_url=settings.flink.rest_url,
@@ -234,7 +219,7 @@ def _ceiling_round(backlog: str, label: str, pass_through: bool) -> float:
     service = _service(settings)
     try:
         job_id = service.submit(script=CEILING)
-        started = _all_running_ms(service, job_id)
+        started = service.all_tasks_running(job_id)
         service.wait_for_state(job_id, {"FINISHED"}, timeout_s=600)
         deadline = time.monotonic() + 30
         while (ended := service._get(f"/jobs/{job_id}")["end-time"]) <= 0:  # -1 for a moment
@@ -278,7 +263,7 @@ def _health_round(
     consumer.subscribe(list(outputs.values()))
     job_id = service.submit(script=HEALTH_JOB)
     try:
-        started = _all_running_ms(service, job_id)
+        started = service.all_tasks_running(job_id)
         seen, last_ms, grew = 0, 0, time.monotonic()
         while seen < expected:
             if time.monotonic() - grew > 90:

@@ -137,7 +137,8 @@ def health_rules(settings: Settings) -> str:
     f = settings.flink
     items = [f"slots={READING_SLOTS}"]
     for r in windowed_metrics(settings):
-        threshold = Decimal(repr(float(r.threshold)))
+        shortest = repr(float(r.threshold))
+        threshold = Decimal(shortest)
         fields = (
             r.metric,
             r.event_metric,
@@ -145,7 +146,7 @@ def health_rules(settings: Settings) -> str:
             r.window_s * 1000,
             int(r.metric == LONG_WINDOW_METRIC),
             r.alert_type,
-            repr(float(r.threshold)),
+            shortest,
             threshold,
             int(r.strict),
             threshold * Decimal(repr(float(f.severity_high_ratio))),

@@ -40,37 +40,6 @@ CONNECTOR_JAR = FLINK_JARS / "flink-sql-connector-kafka-5.0.0-2.2.jar"
 #: the job like the connector.
 WEARABLES_JAR = FLINK_JARS / WEARABLES_JAR_NAME
 
-METRIC_COLUMNS = (
-    "window_start",
-    "window_end",
-    "device_id",
-    "patient_id",
-    "metric",
-    "reading_count",
-    "avg_value",
-    "min_value",
-    "max_value",
-)
-ALERT_COLUMNS = (
-    "alert_time",
-    "window_start",
-    "window_end",
-    "device_id",
-    "patient_id",
-    "alert_type",
-    "observed_value",
-    "threshold",
-    "severity",
-)
-_METRIC_TYPES = (
-    "window_start STRING, window_end STRING, device_id STRING, patient_id STRING, "
-    "metric STRING, reading_count BIGINT, avg_value DOUBLE, min_value DOUBLE, max_value DOUBLE"
-)
-_ALERT_TYPES = (
-    "alert_time STRING, window_start STRING, window_end STRING, device_id STRING, "
-    "patient_id STRING, alert_type STRING, observed_value DOUBLE, threshold DOUBLE, "
-    "severity STRING"
-)
 SOURCE_TABLE = "wearables_source"
 #: Extra Flink options for one submission, a JSON object of strings: benchmarks compare job
 #: options with it (benchmarks/flink_bench.py --flink-option); the deployed job never has it.
@@ -259,22 +228,28 @@ def transform(t_env: StreamTableEnvironment, source: Table, settings: Settings) 
 def build_pipeline(
     t_env: StreamTableEnvironment, settings: Settings, overrides: dict[str, str] | None = None
 ):
-    """Kafka source -> transform -> the three Kafka sinks, as one statement set."""
+    """Kafka source -> transform -> the three Kafka sinks, as one statement set.
+
+    Each sink takes the columns of the output it writes, as the window operator makes them.
+    """
     configure(t_env, settings, overrides)
     t_env.execute_sql(kafka_source_ddl(settings))
-    topics = settings.kafka.topics
-    sinks = {
-        "health_metrics_1min_sink": (topics.health_metrics_1min, _METRIC_TYPES),
-        "health_metrics_10min_sink": (topics.health_metrics_10min, _METRIC_TYPES),
-        "health_alerts_sink": (topics.health_alerts, _ALERT_TYPES),
-    }
-    for table, (topic, columns) in sinks.items():
-        t_env.execute_sql(kafka_sink_ddl(settings, table, topic, columns))
     outputs = transform(t_env, t_env.from_path(SOURCE_TABLE), settings)
+    topics = settings.kafka.topics
     statements = t_env.create_statement_set()
-    for table, result in zip(sinks, outputs, strict=True):
-        statements.add_insert(table, result)
+    for name, result in zip(outputs._fields, outputs, strict=True):
+        sink = f"health_{name}_sink"
+        t_env.execute_sql(
+            kafka_sink_ddl(settings, sink, getattr(topics, f"health_{name}"), _columns_ddl(result))
+        )
+        statements.add_insert(sink, result)
     return statements
+
+
+def _columns_ddl(table: Table) -> str:
+    """A table's columns as DDL (`name TYPE, ...`)."""
+    columns = table._j_table.getResolvedSchema().getColumns()
+    return ", ".join(f"`{column.getName()}` {column.getDataType()}" for column in columns)
 
 
 def stream_table_env(options: dict[str, str], batch: bool = False) -> StreamTableEnvironment:

@@ -220,6 +220,20 @@ class FlinkService(dg.ConfigurableResource):
                 )
             time.sleep(1)
 
+    def all_tasks_running(self, job_id: str, timeout_s: float = 180.0) -> int:
+        """Wait until every task of the job runs; returns when the last one started (Flink's
+        own timestamp, epoch ms). A task whose attempt is being redeployed has none yet."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            stamps = []
+            for vertex in self._get(f"/jobs/{job_id}")["vertices"]:
+                times = self._get(f"/jobs/{job_id}/vertices/{vertex['id']}/subtasktimes")
+                stamps += [s["timestamps"].get("RUNNING", 0) for s in times["subtasks"]]
+            if stamps and all(stamps):
+                return max(stamps)
+            time.sleep(0.5)
+        raise FlinkServiceError(f"job {job_id}: not every task RUNNING after {timeout_s:.0f} s")
+
     def cancel(self, job_id: str) -> None:
         """Cancel a job without a savepoint (its retained checkpoints stay on disk)."""
         try:

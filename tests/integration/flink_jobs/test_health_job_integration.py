@@ -123,7 +123,7 @@ def test_taskmanager_killed_mid_stream_recovers_exactly(isolated_job):
     time.sleep(5)
     if not stack_flink.TASKMANAGER.running():
         stack_flink.start_taskmanager()
-    _wait_all_tasks_running(job.service, running.job_id)
+    job.service.all_tasks_running(running.job_id, timeout_s=120)
     time.sleep(3)  # the late reading is read and judged alone
     produce(job.settings, messages[half:] + flush(prefix, base + 3_600_000, partitions))
     expected = expected_rows(job, messages, prefix)
@@ -132,16 +132,6 @@ def test_taskmanager_killed_mid_stream_recovers_exactly(isolated_job):
     for name in expected:
         assert rounded(got[name]) == expected[name], name
     assert job.service.status().job_id == running.job_id  # recovered in place, not redeployed
-
-
-def _wait_all_tasks_running(service, job_id: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        vertices = service._get(f"/jobs/{job_id}")["vertices"]
-        if vertices and all(v["status"] == "RUNNING" for v in vertices):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id}: not every task RUNNING within {timeout_s:.0f} s")
 
 
 def test_supervisor_brings_a_cancelled_job_back(isolated_job):

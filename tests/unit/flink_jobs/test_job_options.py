@@ -84,7 +84,7 @@ def test_the_pass_through_ceiling_writes_raw_bytes_batched_like_the_job(settings
 
 
 def test_benchmark_overrides_win_over_the_jobs_own_session_settings(settings):
-    t_env = health_windows.stream_table_env({"pipeline.object-reuse": "false"})
+    t_env = health_windows.stream_table_env({})
     health_windows.configure(t_env, settings, {"pipeline.object-reuse": "false"})
     assert t_env.get_config().get("pipeline.object-reuse", None) == "false"
     health_windows.configure(t_env, settings)

@@ -21,7 +21,7 @@ def jvm(settings):
 
 
 def _window(jvm):
-    window = jvm.dev.openpipe.flink.OpenWindow(1, 1_740_830_400_000, 2)
+    window = jvm.dev.openpipe.flink.OpenWindow(2)
     for i, (systolic, diastolic) in enumerate([(141.5, 91.0), (120.25, 80.0), (135.0, 85.5)]):
         window.readings(0).put(7, i, systolic)
         window.readings(1).put(7, i, diastolic)

@@ -72,13 +72,13 @@ def _expected(readings: list[float]) -> Decimal:
 def test_the_exact_sum_rounds_each_reading_like_the_reference_model(settings):
     batch_env(settings)  # starts the JVM with the job's jar on its class path
     event_readings = get_gateway().jvm.dev.openpipe.flink.EventReadings
+    groups = _readings()
     sums = {}
-    for g, readings in enumerate(_readings()):
+    for g, readings in enumerate(groups):
         window = event_readings()
         for e, x in enumerate(readings):
             window.put(0, e, float(x))
         sums[g] = window.sum()  # py4j hands a BigDecimal over as a Decimal
-    groups = _readings()
     wrong = {
         g: (groups[g], sums[g], _expected(groups[g]))
         for g in range(len(groups))

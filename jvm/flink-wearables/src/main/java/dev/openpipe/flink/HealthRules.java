@@ -2,6 +2,7 @@ package dev.openpipe.flink;
 
 import java.io.Serializable;
 import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -42,10 +43,10 @@ final class HealthRules implements Serializable {
             longWindow = f[4].equals("1");
             alert = f[5];
             threshold = Double.parseDouble(f[6]);
-            thresholdExact = HealthWindows.exact(f[7]);
+            thresholdExact = exact(f[7]);
             strict = f[8].equals("1");
-            high = HealthWindows.exact(f[9]);
-            critical = HealthWindows.exact(f[10]);
+            high = exact(f[9]);
+            critical = exact(f[10]);
         }
 
         boolean breached(BigDecimal sum, long count) {
@@ -101,6 +102,11 @@ final class HealthRules implements Serializable {
         EventMetric(String text) {
             this.text = text;
         }
+    }
+
+    /** Exact decimal of a spec value, as Flink's CAST(... AS DECIMAL(24, 6)) rounds it. */
+    static BigDecimal exact(String text) {
+        return new BigDecimal(text).setScale(6, RoundingMode.HALF_UP);
     }
 
     final int slots;

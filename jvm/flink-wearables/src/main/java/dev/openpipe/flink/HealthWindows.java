@@ -1,7 +1,6 @@
 package dev.openpipe.flink;
 
 import java.math.BigDecimal;
-import java.math.RoundingMode;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -98,7 +97,10 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
             DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").withZone(ZoneOffset.UTC);
 
     private final HealthRules rules;
-    /** The device's open windows by {@link #windowKey}: one entry read and written per reading. */
+    /**
+     * The device's open windows by {@link #windowKey} (which says their kind and start): one
+     * entry read and written per reading.
+     */
     private transient MapState<Long, OpenWindow> windows;
     /**
      * The watermark this subtask has judged lateness by (the last one it saw with a reading or
@@ -223,6 +225,9 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
         if (streaming) {
             progress = Math.max(progress, ctx.timerService().currentWatermark());
         }
+        long high = row.getLong(EVENT_ID_HIGH);
+        long low = row.getLong(EVENT_ID_LOW);
+        StringData patient = row.isNullAt(PATIENT_ID) ? null : row.getString(PATIENT_ID);
         for (HealthRules.WindowKind kind : metric.kinds) {
             long start = ts - Math.floorMod(ts, kind.sizeMs);
             long end = start + kind.sizeMs;
@@ -233,12 +238,10 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
             long key = windowKey(kind, start);
             OpenWindow window = windows.get(key);
             if (window == null) {
-                window = new OpenWindow(kind.index, start, rules.slots);
+                window = new OpenWindow(rules.slots);
                 ctx.timerService().registerEventTimeTimer(end - 1);
             }
-            window.offerPatient(row.isNullAt(PATIENT_ID) ? null : row.getString(PATIENT_ID));
-            long high = row.getLong(EVENT_ID_HIGH);
-            long low = row.getLong(EVENT_ID_LOW);
+            window.offerPatient(patient);
             for (int slot : kind.slots) {
                 int field = FIRST_READING + slot;
                 if (!row.isNullAt(field)) {
@@ -273,7 +276,7 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
                 if (device == null) {
                     device = StringData.fromString(ctx.getCurrentKey());
                 }
-                fire(kind, window, device, ctx, out);
+                fire(kind, start, window, device, ctx, out);
                 windows.remove(key);
             }
         }
@@ -281,12 +284,13 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
 
     private void fire(
             HealthRules.WindowKind kind,
+            long windowStart,
             OpenWindow window,
             StringData device,
             OnTimerContext ctx,
             Collector<RowData> out) {
-        StringData start = time(window.start);
-        StringData end = time(window.start + kind.sizeMs);
+        StringData start = time(windowStart);
+        StringData end = time(windowStart + kind.sizeMs);
         StringData patient = window.patient;
         for (HealthRules.Rule rule : kind.rules) {
             EventReadings readings = window.readings(rule.slot);
@@ -338,10 +342,5 @@ public final class HealthWindows extends KeyedProcessFunction<String, RowData, R
         formattedMs[slot] = epochMs;
         formatted[slot] = StringData.fromString(TIME_FORMAT.format(Instant.ofEpochMilli(epochMs)));
         return formatted[slot];
-    }
-
-    /** Exact decimal of a spec value, as Flink's CAST(... AS DECIMAL(24, 6)) rounds it. */
-    static BigDecimal exact(String text) {
-        return new BigDecimal(text).setScale(6, RoundingMode.HALF_UP);
     }
 }

@@ -4,12 +4,10 @@ import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.data.binary.BinaryStringData;
 
 /**
- * One open window of a device in {@link HealthWindows}: its kind (event metric and length),
- * start, patient_id and the readings of each reading slot.
+ * One open window of a device in {@link HealthWindows}: its patient_id and the readings of
+ * each reading slot (its kind and start are in its state key).
  */
 public final class OpenWindow {
-    final int kind;
-    final long start;
     /**
      * The largest patient_id of the window's readings, as Flink SQL's MAX orders text: by its
      * UTF-8 bytes, unsigned, which is code point order.
@@ -18,9 +16,7 @@ public final class OpenWindow {
 
     final EventReadings[] slots;
 
-    public OpenWindow(int kind, long start, int slots) {
-        this.kind = kind;
-        this.start = start;
+    public OpenWindow(int slots) {
         this.slots = new EventReadings[slots];
     }
 
@@ -47,7 +43,7 @@ public final class OpenWindow {
 
     /** A copy sharing nothing mutable with this one (the patient_id text is never changed). */
     OpenWindow copy() {
-        OpenWindow copy = new OpenWindow(kind, start, slots.length);
+        OpenWindow copy = new OpenWindow(slots.length);
         copy.patient = patient;
         for (int i = 0; i < slots.length; i++) {
             copy.slots[i] = slots[i] == null ? null : slots[i].copy();

@@ -9,8 +9,8 @@ import org.apache.flink.core.memory.DataOutputView;
 import org.apache.flink.table.data.binary.BinaryStringData;
 
 /**
- * Serializer of an {@link OpenWindow}: its kind, start, patient_id (its UTF-8 bytes) and each
- * reading slot's readings ({@link ReadingsSerializer}'s format).
+ * Serializer of an {@link OpenWindow}: its patient_id (its UTF-8 bytes) and each reading
+ * slot's readings ({@link ReadingsSerializer}'s format).
  * {@code copy} is deep: the heap state backend copies an entry before it is changed while
  * a checkpoint is being written.
  */
@@ -25,7 +25,7 @@ public final class OpenWindowSerializer extends TypeSerializerSingleton<OpenWind
 
     @Override
     public OpenWindow createInstance() {
-        return new OpenWindow(0, 0, 0);
+        return new OpenWindow(0);
     }
 
     @Override
@@ -45,8 +45,6 @@ public final class OpenWindowSerializer extends TypeSerializerSingleton<OpenWind
 
     @Override
     public void serialize(OpenWindow window, DataOutputView target) throws IOException {
-        target.writeInt(window.kind);
-        target.writeLong(window.start);
         target.writeBoolean(window.patient != null);
         if (window.patient != null) {
             byte[] bytes = window.patient.toBytes();
@@ -64,10 +62,8 @@ public final class OpenWindowSerializer extends TypeSerializerSingleton<OpenWind
 
     @Override
     public OpenWindow deserialize(DataInputView source) throws IOException {
-        int kind = source.readInt();
-        long start = source.readLong();
         BinaryStringData patient = source.readBoolean() ? readText(source) : null;
-        OpenWindow window = new OpenWindow(kind, start, source.readInt());
+        OpenWindow window = new OpenWindow(source.readInt());
         window.patient = patient;
         for (int s = 0; s < window.slots.length; s++) {
             if (source.readBoolean()) {
